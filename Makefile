@@ -1,0 +1,78 @@
+# stockdb — the two commands:
+#   make lab    a local lab host provisioned by site.yml (Docker engine, image and venv included)
+#   make test   lint, unit tests, promtool rule tests and the Molecule scenarios
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PYTHON    ?= python3
+BIN       := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+LAB       := tests/lab/lab.sh
+PROMTOOL  := .cache/promtool/usr/bin/promtool
+SCENARIOS ?= default
+
+.PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status test lint unit argspecs test-rules molecule clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(BIN)/ansible-playbook: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	@touch $@
+
+venv: $(BIN)/ansible-playbook ## the Python environment (.venv) from requirements.txt
+
+lab: venv ## create the lab host and provision it with site.yml, then print the URLs
+	$(LAB) up
+	$(BIN)/ansible-playbook -i inventory/lab site.yml
+	@$(LAB) urls
+
+lab-converge: venv ## run site.yml against the running lab host again
+	$(BIN)/ansible-playbook -i inventory/lab site.yml
+
+lab-check: venv ## site.yml in check mode against the lab host (what would change)
+	$(BIN)/ansible-playbook -i inventory/lab site.yml --check --diff
+
+lab-verify: venv ## run the behaviour tests against the lab host
+	$(BIN)/pytest -p no:cacheprovider tests/integration --hosts=docker://stockdb-lab -o testpaths=tests/integration
+
+lab-down: ## remove the lab host (the image stays cached)
+	$(LAB) down
+
+lab-status: ## what of the lab exists
+	$(LAB) status
+
+test: lint unit argspecs test-rules molecule ## everything CI runs
+
+lint: venv ## yamllint, ansible-lint (production profile), ruff
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --offline -q
+	$(BIN)/ruff check .
+
+unit: venv ## pytest unit tests
+	$(BIN)/pytest -p no:cacheprovider tests/unit
+
+argspecs: venv ## every role's meta/argument_specs.yml equals its defaults/main.yml
+	$(BIN)/python tests/tools/check_argspecs.py roles
+
+$(PROMTOOL):
+	tests/tools/promtool.sh $(dir $(PROMTOOL))/../..
+
+test-rules: $(PROMTOOL) ## promtool test rules for the alert rules
+	$(PROMTOOL) check rules roles/prometheus/files/rules/*.yml
+	$(PROMTOOL) test rules tests/promtool/*.test.yml
+
+molecule: venv ## the Molecule scenarios ($(SCENARIOS)) on local systemd hosts
+	$(LAB) image
+	@for s in $(SCENARIOS); do \
+	  echo "== molecule test -s $$s"; \
+	  $(BIN)/molecule test -s $$s || exit 1; \
+	done
+
+clean: lab-down ## remove the lab host, the venv and caches (keeps .secrets/)
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
