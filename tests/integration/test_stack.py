@@ -1,0 +1,182 @@
+"""Behaviour of a host provisioned by site.yml: services, tuning, accounts, monitoring, alerting.
+
+The alert test stops MariaDB on purpose and starts it again; it runs last in this file.
+"""
+
+import configparser
+import json
+import re
+
+import pytest
+from conftest import DASHBOARDS, http_get_json, prom_query, sql, wait_for
+
+SERVICES = [
+    "mariadb",
+    "prometheus-node-exporter",
+    "prometheus-mysqld-exporter",
+    "prometheus",
+    "prometheus-alertmanager",
+    "stockdb-alertlog",
+]
+CONFIG = "/etc/mysql/mariadb.conf.d/60-stockdb.cnf"
+ALERT_LOG = "/var/log/stockdb/alerts.log"
+SIZE = re.compile(r"^(\d+)([KMG])$", re.IGNORECASE)
+BOOLEAN = {"ON": "ON", "1": "ON", "TRUE": "ON", "OFF": "OFF", "0": "OFF", "FALSE": "OFF"}
+# Options that SHOW GLOBAL VARIABLES reports under another name.
+VARIABLE_OF_OPTION = {"log_bin": "log_bin_basename", "transaction_isolation": "tx_isolation"}
+
+
+def normalise(value):
+    value = value.strip()
+    size = SIZE.match(value)
+    if size:
+        value = str(int(size.group(1)) * 1024 ** ("KMG".index(size.group(2).upper()) + 1))
+    if value.upper() in BOOLEAN:
+        return BOOLEAN[value.upper()]
+    try:
+        return repr(float(value))
+    except ValueError:
+        return value
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_is_active_and_enabled(host, service):
+    unit = host.service(service)
+    assert unit.is_running, f"{service} is not active"
+    assert unit.is_enabled, f"{service} is not enabled"
+
+
+def test_server_runs_the_rendered_configuration(host):
+    """Every option in the rendered file is what the running server reports."""
+    parser = configparser.ConfigParser(allow_no_value=True, interpolation=None, strict=False)
+    parser.read_string(host.file(CONFIG).content_string)
+    intent = dict(parser["mysqld"])
+    assert len(intent) > 30, f"suspiciously few options in {CONFIG}: {sorted(intent)}"
+    rows = sql(host, "SHOW GLOBAL VARIABLES")
+    assert rows.rc == 0, rows.stderr
+    actual = dict(line.split("\t", 1) for line in rows.stdout.splitlines() if "\t" in line)
+    mismatches = {}
+    for option, wanted in intent.items():
+        name = option.replace("-", "_")
+        name = VARIABLE_OF_OPTION.get(name, name)
+        assert name in actual, f"{option} from {CONFIG} is not a server variable"
+        if normalise(actual[name]) != normalise(wanted):
+            mismatches[option] = (wanted, actual[name])
+    assert not mismatches, f"running values differ from {CONFIG}: {mismatches}"
+
+
+def test_durability_settings_for_a_trading_database(host):
+    rows = sql(host, "SELECT @@innodb_flush_log_at_trx_commit, @@sync_binlog, @@binlog_format, @@log_bin, "
+                     "@@gtid_strict_mode, @@slow_query_log, @@performance_schema")
+    assert rows.stdout.split() == ["1", "1", "ROW", "1", "1", "1", "1"]
+
+
+def test_buffer_pool_is_tuned_for_the_memory_given_not_the_machine(host):
+    """The lab and Molecule give the host 2048 MiB: 50% of it, whatever the machine has."""
+    pool = int(sql(host, "SELECT @@innodb_buffer_pool_size").stdout)
+    assert pool == 1024 * 1024 * 1024
+
+
+def test_remote_root_login_is_refused(host):
+    accounts = sql(host, "SELECT host FROM mysql.user WHERE user = 'root'").stdout.split()
+    assert accounts == ["localhost"], f"root exists for hosts {accounts}"
+    for password in ("", "-pwhatever"):
+        attempt = host.run(f"mariadb --protocol=TCP -h 127.0.0.1 -u root {password} -e 'SELECT 1'")
+        assert attempt.rc != 0, "root logged in over TCP"
+        assert "Access denied" in attempt.stderr or "is not allowed to connect" in attempt.stderr, attempt.stderr
+
+
+def test_no_anonymous_accounts_or_test_database(host):
+    assert sql(host, "SELECT COUNT(*) FROM mysql.user WHERE user = ''").stdout.strip() == "0"
+    assert "test" not in sql(host, "SHOW DATABASES").stdout.split()
+
+
+def test_exporter_account_cannot_read_trading_tables(host):
+    probe = "stockdb.zz_privilege_probe"
+    created = sql(host, f"CREATE TABLE {probe} (id INT PRIMARY KEY); INSERT INTO {probe} VALUES (1)")
+    assert created.rc == 0, created.stderr
+    try:
+        denied = sql(host, f"SELECT id FROM {probe}", defaults_file="/etc/prometheus/mysqld-exporter.cnf")
+        assert denied.rc != 0 and "denied" in denied.stderr, f"exporter read {probe}: {denied.stdout}"
+        allowed = sql(host, "SELECT COUNT(*) FROM performance_schema.events_statements_summary_global_by_event_name",
+                      defaults_file="/etc/prometheus/mysqld-exporter.cnf")
+        assert allowed.rc == 0, allowed.stderr
+        app = sql(host, f"SELECT id FROM {probe}", defaults_file="/etc/stockdb/app.cnf")
+        assert app.rc == 0 and app.stdout.strip() == "1", app.stderr
+        app_ddl = sql(host, f"DROP TABLE {probe}", defaults_file="/etc/stockdb/app.cnf")
+        assert app_ddl.rc != 0 and "denied" in app_ddl.stderr, "the application account may drop tables"
+    finally:
+        sql(host, f"DROP TABLE IF EXISTS {probe}")
+
+
+def test_credential_files_are_private(host):
+    exporter = host.file("/etc/prometheus/mysqld-exporter.cnf")
+    assert (exporter.user, exporter.mode) == ("prometheus", 0o600)
+    for name in ("admin", "app", "backup", "exporter"):
+        f = host.file(f"/etc/stockdb/{name}.cnf")
+        assert (f.user, f.mode) == ("root", 0o600), f"/etc/stockdb/{name}.cnf"
+
+
+def test_mysqld_exporter_reports_the_server_up(scraped):
+    result = prom_query(scraped, 'mysql_up{job="mysqld"}')
+    assert result and all(r["value"][1] == "1" for r in result), result
+
+
+def test_every_prometheus_target_is_up(scraped):
+    answer = prom_query(scraped, "up")
+    jobs = {r["metric"]["job"]: r["value"][1] for r in answer}
+    assert {"prometheus", "node", "mysqld"} <= set(jobs), jobs
+    down = {job: value for job, value in jobs.items() if value != "1"}
+    assert not down, f"targets down: {down}"
+
+
+def test_every_rule_group_is_loaded_without_errors(scraped):
+    groups = http_get_json(scraped, "http://localhost:9090/api/v1/rules")["data"]["groups"]
+    names = {g["name"] for g in groups}
+    assert {"stockdb-mariadb", "stockdb-host"} <= names, names
+    for group in groups:
+        for rule in group["rules"]:
+            assert rule.get("health") == "ok", f"{group['name']}/{rule['name']}: {rule.get('lastError')}"
+
+
+def test_grafana_provisioning_matches_the_dashboards(host):
+    datasource = host.file("/etc/grafana/provisioning/datasources/stockdb.yml").content_string
+    assert "uid: stockdb-prometheus" in datasource and "url: http://localhost:9090" in datasource
+    provider = host.file("/etc/grafana/provisioning/dashboards/stockdb.yml").content_string
+    assert "path: /var/lib/grafana/dashboards/stockdb" in provider
+    assert DASHBOARDS, "no dashboards in files/grafana/dashboards"
+    for local in DASHBOARDS:
+        remote = host.file(f"/var/lib/grafana/dashboards/stockdb/{local.name}")
+        assert json.loads(remote.content_string) == json.loads(local.read_text()), local.name
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda p: p.name)
+def test_every_dashboard_panel_query_returns_data(scraped, dashboard):
+    """Each panel query, as Grafana would send it, answers with at least one series."""
+    empty = []
+    panels = json.loads(dashboard.read_text())["panels"]
+    for panel in panels:
+        for target in panel["targets"]:
+            if not prom_query(scraped, target["expr"]):
+                empty.append(f"{panel['title']}: {target['expr']}")
+    assert not empty, "queries with no data:\n" + "\n".join(empty)
+
+
+def test_an_alert_reaches_the_alert_log_firing_and_resolved(host):
+    """Stop MariaDB: MariaDBDown must be logged as FIRING, then RESOLVED once it is back.
+
+    Resolution reaches the log after Alertmanager's group_interval (5 min by default, 10 s in
+    Molecule), hence the long bound.
+    """
+    before = host.run(f"wc -l < {ALERT_LOG} 2>/dev/null || echo 0").stdout.strip() or "0"
+    start = int(before) + 1
+
+    def new_lines():
+        return host.run(f"tail -n +{start} {ALERT_LOG} 2>/dev/null").stdout
+
+    host.run("systemctl stop mariadb")
+    try:
+        wait_for(lambda: "FIRING critical MariaDBDown" in new_lines(), 240, 5, "MariaDBDown FIRING in the alert log")
+    finally:
+        assert host.run("systemctl start mariadb").rc == 0
+    wait_for(lambda: "RESOLVED critical MariaDBDown" in new_lines(), 420, 5, "MariaDBDown RESOLVED in the alert log")
