@@ -14,7 +14,7 @@ LAB       := tests/lab/lab.sh
 PROMTOOL  := .cache/promtool/usr/bin/promtool
 SCENARIOS ?= default
 
-.PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status test lint unit argspecs test-rules molecule clean
+.PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status erd test lint unit argspecs test-rules molecule clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lab-down: ## remove the lab host (the image stays cached)
 
 lab-status: ## what of the lab exists
 	$(LAB) status
+
+erd: venv ## regenerate docs/erd.md from the lab host's live schema
+	$(BIN)/ansible-playbook -i inventory/lab playbooks/erd.yml
 
 test: lint unit argspecs test-rules molecule ## everything CI runs
 

@@ -9,6 +9,12 @@ from ansible.template import Templar, trust_as_template
 
 REPO = Path(__file__).resolve().parents[2]
 
+# Let the tests import the project's module_utils as Ansible modules do (ansible.module_utils.stockdb).
+import ansible.module_utils  # noqa: E402
+
+if str(REPO / "module_utils") not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(str(REPO / "module_utils"))
+
 
 def _trusted(value):
     if isinstance(value, str):

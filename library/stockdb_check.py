@@ -1,0 +1,150 @@
+#!/usr/bin/python
+"""Ansible module stockdb_check: verify the trading invariants (read-only)."""
+
+DOCUMENTATION = r"""
+---
+module: stockdb_check
+short_description: Verify the stockdb trading invariants, and that every acknowledged row is present
+description:
+  - Runs read-only checks in one consistent snapshot (a REPEATABLE READ transaction), namely
+    cash conservation (total cash incl. reservations = deposits - withdrawals), cash and share
+    reservations equal to what open orders hold, share conservation per stock (issued = unheld
+    inventory + every position), no negative balance or holding, each order's filled quantity =
+    the sum of its trades, trade prices within both orders' limits, legal statuses.
+  - Given O(ack_log), also checks that every order and trade the simulator acknowledged (up to
+    O(ack_until), when set) is in the database.
+  - Fails naming the check and the first violating rows; never changes anything.
+options:
+  checks:
+    description: Run only these checks (names as in the result). Default is all.
+    type: list
+    elements: str
+  ack_log:
+    description: Acknowledgement log written by stockdb_simulate, on the host.
+    type: path
+  ack_until:
+    description: Only acknowledgements committed at or before this UTC time (C(YYYY-MM-DD HH:MM:SS[.ffffff])) must be present.
+    type: str
+  login_defaults_file:
+    description: MySQL option file of an account that may read the trading schema.
+    type: path
+    default: /etc/stockdb/admin.cnf
+  login_unix_socket:
+    description: Unix socket; overrides the option file.
+    type: path
+  login_host:
+    description: Server host; overrides the option file.
+    type: str
+  login_port:
+    description: Server port; overrides the option file.
+    type: int
+  login_user:
+    description: Account name; overrides the option file.
+    type: str
+  login_password:
+    description: Password; overrides the option file.
+    type: str
+  database:
+    description: The trading database.
+    type: str
+    default: stockdb
+  connect_timeout:
+    description: Seconds to wait for the connection.
+    type: int
+    default: 10
+requirements:
+  - PyMySQL (python3-pymysql) on the managed host
+author: stockdb
+"""
+
+EXAMPLES = r"""
+- name: Ensure the books balance
+  stockdb_check: {}
+
+- name: Ensure nothing the simulator acknowledged was lost
+  stockdb_check:
+    ack_log: /var/lib/stockdb/ack.log
+"""
+
+RETURN = r"""
+checks:
+  description: Per check, whether it holds, the number of violating rows, and up to 10 of them.
+  returned: always
+  type: dict
+  sample: {"cash_conservation": {"ok": true, "violations": 0, "sample": []}}
+totals:
+  description: Row counts and money totals at the time of the check.
+  returned: always
+  type: dict
+ack:
+  description: With ack_log, lines read, acknowledged orders and trades checked, and the missing ids.
+  returned: when ack_log is set
+  type: dict
+"""
+
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.stockdb import db, invariants
+
+TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
+
+
+def totals(cursor):
+    cursor.execute(
+        "SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM trades), "
+        "(SELECT COALESCE(SUM(balance + reserved), 0) FROM accounts), (SELECT COALESCE(SUM(amount), 0) FROM cash_movements)")
+    accounts, orders, trades, cash, deposited = cursor.fetchone()
+    return dict(accounts=accounts, orders=orders, trades=trades, cash_krw=int(cash), deposited_krw=int(deposited))
+
+
+def main():
+    argument_spec = db.connection_argument_spec()
+    argument_spec.update(
+        checks=dict(type="list", elements="str"),
+        ack_log=dict(type="path"),
+        ack_until=dict(type="str"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    known = [name for name, _ in invariants.CHECKS]
+    unknown = sorted(set(p["checks"] or ()) - set(known))
+    if unknown:
+        module.fail_json(msg=f"unknown checks {unknown}; known: {known}")
+    if p["ack_until"] and not TIME.match(p["ack_until"]):
+        module.fail_json(msg=f"ack_until={p['ack_until']!r} is not 'YYYY-MM-DD HH:MM:SS[.ffffff]'")
+    if p["ack_log"] and not os.path.isfile(p["ack_log"]):
+        module.fail_json(msg=f"ack_log {p['ack_log']} does not exist")
+
+    conn = db.connect_or_fail(module)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            results = invariants.run_checks(cur, p["checks"])
+            result = dict(changed=False, checks=results, totals=totals(cur))
+            failures = invariants.summary(results)
+            if p["ack_log"]:
+                try:
+                    orders, trades, read, after = invariants.read_ack_log(p["ack_log"], p["ack_until"])
+                except (ValueError, KeyError) as exc:
+                    module.fail_json(msg=f"cannot read ack_log: {exc}", **result)
+                missing_orders = invariants.missing_ids(cur, "orders", "order_id", orders)
+                missing_trades = invariants.missing_ids(cur, "trades", "trade_id", trades)
+                result["ack"] = dict(lines=read, lines_after_until=after, orders=len(orders), trades=len(trades),
+                                     missing_orders=missing_orders[:100], missing_trades=missing_trades[:100],
+                                     missing=len(missing_orders) + len(missing_trades))
+                if missing_orders or missing_trades:
+                    failures.append(f"acknowledged but missing: {len(missing_orders)} orders "
+                                    f"(e.g. {missing_orders[:5]}), {len(missing_trades)} trades (e.g. {missing_trades[:5]})")
+            conn.rollback()
+    finally:
+        conn.close()
+    if failures:
+        module.fail_json(msg="invariants violated: " + " | ".join(failures), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

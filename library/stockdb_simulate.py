@@ -1,0 +1,205 @@
+#!/usr/bin/python
+"""Ansible module stockdb_simulate: concurrent trading load with ACID order transactions."""
+
+DOCUMENTATION = r"""
+---
+module: stockdb_simulate
+short_description: Run the stockdb trade simulator against the trading database
+description:
+  - Starts O(clients) client processes, each with its own connection and its share of the
+    accounts, that place limit and market buy and sell orders around the reference prices of the
+    O(symbols) most valuable listings (within the buying power and holdings they last read), and
+    cancel some of their open orders, for O(duration) seconds or until O(orders) orders in all.
+  - Each order is one transaction, one round trip - C(CALL place_order(...); COMMIT) - in which the
+    engine's stored procedure locks the symbol, reserves cash or shares, inserts the order, matches
+    it by price-time priority, inserts the trades and settles both sides (files/sql/0003).
+    Deadlocks and lock-wait timeouts are retried up to 5 times; rejected orders (bad input,
+    insufficient funds or shares) are rolled back by the procedure and counted, never half-written.
+  - Writes every committed order, cancel and trade with its commit time to O(ack_log) (JSON lines).
+  - Always reports changed (it writes orders). Works under C(async). In check mode it does nothing.
+options:
+  clients:
+    description: Concurrent client processes (1..256).
+    type: int
+    default: 8
+  duration:
+    description: Seconds to run (1..86400).
+    type: int
+    default: 60
+  orders:
+    description: Stop after about this many orders in all (split evenly over the clients). Default is no limit.
+    type: int
+  symbols:
+    description: How many of the most valuable priced listings the clients trade (1..961).
+    type: int
+    default: 20
+  seed:
+    description: Seed of the clients' random streams (client n uses seed*1000+n).
+    type: int
+    default: 42
+  ack_log:
+    description: File on the host that every committed order, cancel and trade is appended to. Empty disables it.
+    type: path
+    default: /var/lib/stockdb/ack.log
+  invalid_share:
+    description: Share (0..1) of orders sent malformed on purpose (zero quantity, unknown account or symbol, bad price).
+    type: float
+    default: 0.02
+  cancel_share:
+    description: Share (0..1) of requests that cancel one of the client's open orders.
+    type: float
+    default: 0.15
+  market_share:
+    description: Share (0..1) of new orders that are market orders (immediate-or-cancel).
+    type: float
+    default: 0.2
+  login_defaults_file:
+    description: MySQL option file of the account to trade with (the application account by default).
+    type: path
+    default: /etc/stockdb/app.cnf
+  login_unix_socket:
+    description: Unix socket; overrides the option file.
+    type: path
+  login_host:
+    description: Server host; overrides the option file.
+    type: str
+  login_port:
+    description: Server port; overrides the option file.
+    type: int
+  login_user:
+    description: Account name; overrides the option file.
+    type: str
+  login_password:
+    description: Password; overrides the option file.
+    type: str
+  database:
+    description: The trading database.
+    type: str
+    default: stockdb
+  connect_timeout:
+    description: Seconds to wait for each connection.
+    type: int
+    default: 10
+requirements:
+  - PyMySQL (python3-pymysql) on the managed host
+author: stockdb
+"""
+
+EXAMPLES = r"""
+- name: Trade for a minute with 8 clients
+  stockdb_simulate:
+    clients: 8
+    duration: 60
+
+- name: Trade in the background during a drill
+  stockdb_simulate:
+    clients: 4
+    duration: 300
+  async: 420
+  poll: 0
+  register: load
+"""
+
+RETURN = r"""
+orders:
+  description:
+    - Orders by outcome. placed = committed; filled, partially_filled, resting and cancelled are
+      among them; rejected ones were rolled back.
+  returned: success
+  type: dict
+  sample: {"placed": 9500, "filled": 4100, "partially_filled": 300, "resting": 2900, "cancelled": 2500, "rejected": 210}
+trades:
+  description: Trades committed.
+  returned: success
+  type: int
+orders_per_s:
+  description: Orders committed per second of wall time.
+  returned: success
+  type: float
+transactions_per_s:
+  description: Order and cancel transactions committed per second.
+  returned: success
+  type: float
+latency_ms:
+  description: Latency of committed transactions (including retries) in milliseconds, p50, p95, p99 and max.
+  returned: success
+  type: dict
+rejections:
+  description: Rejected requests by reason (non_positive_qty, unknown_account, insufficient_funds, cancel_not_open, ...).
+  returned: success
+  type: dict
+errors:
+  description: Database errors by MariaDB error number that ended a request after its retries.
+  returned: success
+  type: dict
+retries:
+  description: Deadlock and lock-wait-timeout retries.
+  returned: success
+  type: int
+duration_s:
+  description: Wall time of the run.
+  returned: success
+  type: float
+clients:
+  description: Client processes run.
+  returned: success
+  type: int
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.stockdb import db, simulator
+
+LIMITS = dict(clients=(1, 256), duration=(1, 86400), symbols=(1, 961))
+SHARES = ("invalid_share", "cancel_share", "market_share")
+
+
+def validate(module):
+    params = module.params
+    for name, (low, high) in LIMITS.items():
+        if not low <= params[name] <= high:
+            module.fail_json(msg=f"{name}={params[name]} is outside {low}..{high}")
+    if params["orders"] is not None and params["orders"] < 1:
+        module.fail_json(msg=f"orders={params['orders']} must be at least 1 (or omitted for no limit)")
+    for name in SHARES:
+        if not 0.0 <= params[name] <= 1.0:
+            module.fail_json(msg=f"{name}={params[name]} must be between 0 and 1")
+    if params["ack_log"]:
+        directory = os.path.dirname(params["ack_log"]) or "."
+        if not os.path.isdir(directory):
+            module.fail_json(msg=f"ack_log directory {directory} does not exist")
+
+
+def main():
+    argument_spec = db.connection_argument_spec()
+    argument_spec["login_defaults_file"]["default"] = "/etc/stockdb/app.cnf"
+    argument_spec.update(
+        clients=dict(type="int", default=8),
+        duration=dict(type="int", default=60),
+        orders=dict(type="int"),
+        symbols=dict(type="int", default=20),
+        seed=dict(type="int", default=42),
+        ack_log=dict(type="path", default="/var/lib/stockdb/ack.log"),
+        invalid_share=dict(type="float", default=0.02),
+        cancel_share=dict(type="float", default=0.15),
+        market_share=dict(type="float", default=0.2),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    validate(module)
+    db.require_pymysql(module)
+    if module.check_mode:
+        module.exit_json(changed=False, msg="check mode: no orders placed")
+    try:
+        result = simulator.run(module.params)
+    except ValueError as exc:
+        module.fail_json(msg=f"cannot simulate: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the connection or a client failed
+        module.fail_json(msg=f"simulation failed: {type(exc).__name__}: {exc}")
+    if result["failures"]:
+        module.fail_json(msg="simulation clients failed: " + "; ".join(result["failures"]), **result)
+    module.exit_json(changed=result["orders"]["placed"] > 0, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The engine's Python side: KRX price rules and the mapping of the procedures' rejections.
+
+Matching itself runs in the stored procedure place_order; tests/integration/test_engine.py drives it
+through price-time priority, partial and market fills, self-trade prevention and every rejection.
+"""
+
+import pytest
+from ansible.module_utils.stockdb.engine import (
+    Rejected,
+    lower_limit,
+    rejection,
+    reserve_price,
+    round_to_tick,
+    tick_size,
+    upper_limit,
+)
+
+
+@pytest.mark.parametrize(("price", "tick"), [(1_999, 1), (2_000, 5), (19_990, 10), (20_000, 50), (199_900, 100),
+                                             (200_000, 500), (499_500, 500), (500_000, 1_000), (1_234_000, 1_000)])
+def test_krx_tick_sizes(price, tick):
+    assert tick_size(price) == tick
+
+
+def test_prices_round_to_a_valid_tick():
+    assert round_to_tick(54_234) == 54_200
+    assert round_to_tick(54_201, up=True) == 54_300
+    assert round_to_tick(0) == 1
+    assert all(round_to_tick(p) % tick_size(round_to_tick(p)) == 0 for p in range(1, 600_000, 997))
+
+
+def test_daily_limits_are_thirty_percent_on_valid_ticks():
+    assert upper_limit(54_200) == 70_400  # 70,460 rounded down to the 100 tick
+    assert lower_limit(54_200) == 37_950  # 37,940 rounded up to the 50 tick
+    assert reserve_price("MARKET", None, 54_200) == 70_400
+    assert reserve_price("LIMIT", 55_000, 54_200) == 55_000
+
+
+class FakeSignal(Exception):
+    """Shaped like PyMySQL's error for a SIGNAL: (errno, message)."""
+
+
+def test_procedure_signals_become_rejections_with_their_reason():
+    rejected = rejection(FakeSignal(1644, "stockdb:insufficient_funds"))
+    assert isinstance(rejected, Rejected) and rejected.reason == "insufficient_funds"
+    assert rejection(FakeSignal(1644, "stockdb:outside_price_limit: 80000")).reason == "outside_price_limit"
+
+
+def test_other_errors_are_not_rejections():
+    assert rejection(FakeSignal(1213, "Deadlock found when trying to get lock")) is None
+    assert rejection(FakeSignal(1644, "some other signal")) is None
+    assert rejection(ValueError("x")) is None
