@@ -29,31 +29,8 @@ options:
     description: MySQL option file of an account that may read the trading schema.
     type: path
     default: /etc/stockdb/admin.cnf
-  login_unix_socket:
-    description: Unix socket; overrides the option file.
-    type: path
-  login_host:
-    description: Server host; overrides the option file.
-    type: str
-  login_port:
-    description: Server port; overrides the option file.
-    type: int
-  login_user:
-    description: Account name; overrides the option file.
-    type: str
-  login_password:
-    description: Password; overrides the option file.
-    type: str
-  database:
-    description: The trading database.
-    type: str
-    default: stockdb
-  connect_timeout:
-    description: Seconds to wait for the connection.
-    type: int
-    default: 10
-requirements:
-  - PyMySQL (python3-pymysql) on the managed host
+extends_documentation_fragment:
+  - stockdb_connection
 author: stockdb
 """
 

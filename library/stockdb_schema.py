@@ -28,35 +28,8 @@ options:
   target_version:
     description: Apply migrations up to and including this version only. Default is all.
     type: int
-  login_defaults_file:
-    description: MySQL option file with the admin account's credentials ([client] group).
-    type: path
-    default: /etc/stockdb/admin.cnf
-  login_unix_socket:
-    description: Unix socket of the server; overrides the option file.
-    type: path
-  login_host:
-    description: Server host; overrides the option file.
-    type: str
-  login_port:
-    description: Server port; overrides the option file.
-    type: int
-  login_user:
-    description: Account name; overrides the option file.
-    type: str
-  login_password:
-    description: Password; overrides the option file. Prefer the option file.
-    type: str
-  database:
-    description: Database to migrate.
-    type: str
-    default: stockdb
-  connect_timeout:
-    description: Seconds to wait for the connection.
-    type: int
-    default: 10
-requirements:
-  - PyMySQL (python3-pymysql) on the managed host
+extends_documentation_fragment:
+  - stockdb_connection
 author: stockdb
 """
 

@@ -64,35 +64,10 @@ options:
     description: Rows per multi-row INSERT statement (when the server does not allow LOAD DATA LOCAL).
     type: int
     default: 2000
-  login_defaults_file:
-    description: MySQL option file of the admin account.
-    type: path
-    default: /etc/stockdb/admin.cnf
-  login_unix_socket:
-    description: Unix socket; overrides the option file.
-    type: path
-  login_host:
-    description: Server host; overrides the option file.
-    type: str
-  login_port:
-    description: Server port; overrides the option file.
-    type: int
-  login_user:
-    description: Account name; overrides the option file.
-    type: str
-  login_password:
-    description: Password; overrides the option file.
-    type: str
-  database:
-    description: The trading database.
-    type: str
-    default: stockdb
-  connect_timeout:
-    description: Seconds to wait for the connection.
-    type: int
-    default: 10
 requirements:
-  - PyMySQL (python3-pymysql) on the managed host; Faker on the controller (action plugin)
+  - Faker on the controller (the action plugin makes the names)
+extends_documentation_fragment:
+  - stockdb_connection
 author: stockdb
 """
 
