@@ -11,7 +11,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 LAB       := tests/lab/lab.sh
-PROMTOOL  := .cache/promtool/usr/bin/promtool
+TOOLS     := .cache/prometheus-tools/usr/bin
+PROMTOOL  := $(TOOLS)/promtool
 SCENARIOS ?= default
 
 .PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status erd test lint unit argspecs test-rules molecule clean
@@ -57,14 +58,14 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	$(BIN)/ansible-lint --offline -q
 	$(BIN)/ruff check .
 
-unit: venv ## pytest unit tests
-	$(BIN)/pytest -p no:cacheprovider tests/unit
+unit: venv $(PROMTOOL) ## pytest unit tests
+	PATH=$(CURDIR)/$(TOOLS):$$PATH $(BIN)/pytest -p no:cacheprovider tests/unit
 
 argspecs: venv ## every role's meta/argument_specs.yml equals its defaults/main.yml
 	$(BIN)/python tests/tools/check_argspecs.py roles
 
 $(PROMTOOL):
-	tests/tools/promtool.sh $(dir $(PROMTOOL))/../..
+	tests/tools/prometheus_tools.sh .cache/prometheus-tools
 
 test-rules: $(PROMTOOL) ## promtool test rules for the alert rules
 	$(PROMTOOL) check rules roles/prometheus/files/rules/*.yml
