@@ -12,7 +12,8 @@ description:
     inventory + every position), no negative balance or holding, each order's filled quantity =
     the sum of its trades, trade prices within both orders' limits, legal statuses.
   - Given O(ack_log), also checks that every order and trade the simulator acknowledged (up to
-    O(ack_until), when set) is in the database.
+    O(ack_until), when set) is in the database, and that every order acknowledged as filled or
+    cancelled still is.
   - Fails naming the check and the first violating rows; never changes anything.
 options:
   checks:
@@ -54,7 +55,7 @@ totals:
   returned: always
   type: dict
 ack:
-  description: With ack_log, lines read, acknowledged orders and trades checked, and the missing ids.
+  description: With ack_log, lines read, acknowledged orders and trades checked, the missing ids, and orders whose acknowledged final status was lost.
   returned: when ack_log is set
   type: dict
 """
@@ -104,17 +105,23 @@ def main():
             failures = invariants.summary(results)
             if p["ack_log"]:
                 try:
-                    orders, trades, read, after = invariants.read_ack_log(p["ack_log"], p["ack_until"])
+                    ack = invariants.read_ack_log(p["ack_log"], p["ack_until"])
                 except (ValueError, KeyError) as exc:
                     module.fail_json(msg=f"cannot read ack_log: {exc}", **result)
-                missing_orders = invariants.missing_ids(cur, "orders", "order_id", orders)
-                missing_trades = invariants.missing_ids(cur, "trades", "trade_id", trades)
-                result["ack"] = dict(lines=read, lines_after_until=after, orders=len(orders), trades=len(trades),
+                missing_orders = invariants.missing_ids(cur, "orders", "order_id", ack["orders"])
+                missing_trades = invariants.missing_ids(cur, "trades", "trade_id", ack["trades"])
+                reverted = invariants.status_mismatches(cur, ack["terminal"])
+                result["ack"] = dict(lines=ack["lines"], lines_after_until=ack["after"], orders=len(ack["orders"]),
+                                     trades=len(ack["trades"]), final_statuses=len(ack["terminal"]),
                                      missing_orders=missing_orders[:100], missing_trades=missing_trades[:100],
-                                     missing=len(missing_orders) + len(missing_trades))
+                                     reverted_statuses=[list(r) for r in reverted[:100]],
+                                     missing=len(missing_orders) + len(missing_trades) + len(reverted))
                 if missing_orders or missing_trades:
                     failures.append(f"acknowledged but missing: {len(missing_orders)} orders "
                                     f"(e.g. {missing_orders[:5]}), {len(missing_trades)} trades (e.g. {missing_trades[:5]})")
+                if reverted:
+                    failures.append(f"acknowledged as filled or cancelled but not so now: {len(reverted)} orders "
+                                    f"(order, acknowledged, now: {reverted[:5]})")
             conn.rollback()
     finally:
         conn.close()

@@ -38,7 +38,10 @@ options:
     type: int
     default: 42
   reset:
-    description: Delete every row of the trading tables before loading (required to reseed with other parameters).
+    description:
+      - Delete every row of the trading tables before loading, when the database holds data seeded
+        with other parameters (or not by this module). Required to reseed; a database already
+        seeded with these parameters is left as it is.
     type: bool
     default: false
   user_rows:
@@ -258,7 +261,7 @@ def main():
     try:
         with conn.cursor() as cur:
             run, has_data = current_state(cur)
-            if run and run[0] == digest and not p["reset"]:
+            if run and run[0] == digest:
                 module.exit_json(changed=False, rows={}, fingerprint=digest)
             if has_data and not p["reset"]:
                 what = f"seeded with other parameters {run[1]}" if run else "holding rows that stockdb_seed did not load"

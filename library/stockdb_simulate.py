@@ -16,7 +16,7 @@ description:
     Deadlocks and lock-wait timeouts are retried up to 5 times; rejected orders (bad input,
     insufficient funds or shares) are rolled back by the procedure and counted, never half-written.
   - Writes every committed order, cancel and trade with its commit time to O(ack_log) (JSON lines).
-  - Always reports changed (it writes orders). Works under C(async). In check mode it does nothing.
+  - Reports changed when it placed orders. Works under C(async). In check mode it does nothing.
 options:
   clients:
     description: Concurrent client processes (1..256).
@@ -165,6 +165,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     validate(module)
     db.require_pymysql(module)
+    db.require_option_file(module)
     if module.check_mode:
         module.exit_json(changed=False, msg="check mode: no orders placed")
     try:

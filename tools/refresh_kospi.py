@@ -43,10 +43,13 @@ def fetch(stock, date, market):
     if table is None or len(table) == 0:
         raise RefreshError(f"KRX returned no {market} listing for {date} (not a trading day, or the login was refused)")
     rows = []
-    for symbol, record in table.iterrows():
-        close, cap = int(record["종가"]), int(record["시가총액"])
-        rows.append({"symbol": str(symbol), "name": stock.get_market_ticker_name(symbol), "sector": "",
-                     "market": market, "ref_close_krw": close or "", "market_cap_krw": cap if close else ""})
+    try:
+        for symbol, record in table.iterrows():
+            close, cap = int(record["종가"]), int(record["시가총액"])
+            rows.append({"symbol": str(symbol), "name": stock.get_market_ticker_name(symbol), "sector": "",
+                         "market": market, "ref_close_krw": close or "", "market_cap_krw": cap if close else ""})
+    except Exception as exc:  # noqa: BLE001 - a name lookup or an unexpected table shape
+        raise RefreshError(f"KRX's answer for {date} could not be read ({type(exc).__name__}: {exc})") from exc
     return rows
 
 
@@ -54,11 +57,16 @@ def write(rows, out):
     """Write atomically: a partial file never replaces a good one."""
     directory = os.path.dirname(os.path.abspath(out))
     handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=directory, delete=False, suffix=".tmp")
-    with handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda r: r["symbol"]))
-    os.replace(handle.name, out)
+    try:
+        with handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(sorted(rows, key=lambda r: r["symbol"]))
+        os.chmod(handle.name, 0o644)
+        os.replace(handle.name, out)
+    except BaseException:
+        os.unlink(handle.name)
+        raise
 
 
 def main(argv=None):

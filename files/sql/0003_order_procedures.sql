@@ -11,7 +11,8 @@
 -- status, filled_qty, trade_ids (comma-separated). Rejects with SQLSTATE 45000 and a message
 -- 'stockdb:<reason>', having rolled the transaction back: nothing written, no lock kept.
 --
--- Prices follow KRX rules: tick sizes by price band, daily limit +-30% of the reference price.
+-- Prices follow KRX rules: a limit price is a multiple of its band's tick, within +-30% of the
+-- reference price.
 
 DELIMITER //
 
@@ -41,14 +42,18 @@ BEGIN
   DECLARE v_trades TEXT DEFAULT NULL;
   DECLARE v_final VARCHAR(16);
   DECLARE v_done BOOL DEFAULT FALSE;
+  -- The opposite side of the book, best price first, then oldest; never the taker's own orders.
+  -- Every resting order has at least one share left, so p_qty of them always suffice.
   DECLARE asks CURSOR FOR
     SELECT order_id, account_id, price, qty - filled_qty FROM orders
     WHERE stock_id = p_stock AND side = 'SELL' AND is_open = 1 AND price <= COALESCE(p_price, v_upper)
-    ORDER BY price, order_id LIMIT 32;
+      AND account_id <> p_account
+    ORDER BY price, order_id LIMIT p_qty;
   DECLARE bids CURSOR FOR
     SELECT order_id, account_id, price, qty - filled_qty FROM orders
     WHERE stock_id = p_stock AND side = 'BUY' AND is_open = 1 AND price >= COALESCE(p_price, v_lower)
-    ORDER BY price DESC, order_id LIMIT 32;
+      AND account_id <> p_account
+    ORDER BY price DESC, order_id LIMIT p_qty;
   DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = TRUE;
   -- A rejection ends the transaction here, releasing the locks taken so far, so the caller has
   -- nothing to roll back.
@@ -89,6 +94,9 @@ BEGIN
   IF p_type = 'LIMIT' AND (p_price > v_upper OR p_price < v_lower) THEN
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'stockdb:outside_price_limit';
   END IF;
+  IF p_type = 'LIMIT' AND MOD(p_price, krx_tick(p_price)) <> 0 THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'stockdb:off_tick';
+  END IF;
   IF v_status IS NULL THEN
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'stockdb:unknown_account';
   END IF;
@@ -127,7 +135,6 @@ BEGIN
       FETCH bids INTO v_m_order, v_m_account, v_m_price, v_m_left;
     END IF;
     IF v_done THEN LEAVE fills; END IF;
-    IF v_m_account = p_account THEN ITERATE fills; END IF;  -- no self-trades
     SET v_take = LEAST(v_left, v_m_left), v_value = v_take * v_m_price;
     IF p_side = 'BUY' THEN
       INSERT INTO trades (stock_id, buy_order_id, sell_order_id, price, qty)

@@ -4,6 +4,7 @@ Credentials reach PyMySQL through a MySQL option file (`login_defaults_file`, wr
 mariadb role, mode 0600), never through the command line.
 """
 
+import os
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -46,6 +47,14 @@ def require_pymysql(module):
                          exception=PYMYSQL_IMPORT_ERROR)
 
 
+def require_option_file(module):
+    """Fail naming the option file when it is missing (PyMySQL would silently ignore it)."""
+    option_file = module.params.get("login_defaults_file")
+    if option_file and not os.access(option_file, os.R_OK):
+        module.fail_json(msg=f"login_defaults_file {option_file} does not exist or is not readable "
+                             "(the mariadb role writes /etc/stockdb/*.cnf; run site.yml first)")
+
+
 def connect_kwargs(params, autocommit=False):
     """PyMySQL keyword arguments from module parameters (option file first, explicit options win)."""
     kwargs = dict(
@@ -74,6 +83,7 @@ def connect(params, autocommit=False, **extra):
 def connect_or_fail(module, autocommit=False, **extra):
     """Open a connection or fail the module with a message naming the server and the cause."""
     require_pymysql(module)
+    require_option_file(module)
     try:
         return connect(module.params, autocommit=autocommit, **extra)
     except Exception as exc:  # noqa: BLE001 - any connection failure ends the module

@@ -68,14 +68,16 @@ def run_checks(cursor, names=None):
 
 
 def read_ack_log(path, until=None):
-    """Ids of committed orders (incl. cancels' targets) and trades from an ack log, optionally up to a time.
+    """What an ack log acknowledged, optionally up to a time.
 
-    Returns (order_ids, trade_ids, lines_read, lines_after_until). Lines are JSON objects with
-    kind (order, cancel, trade), id and committed_at ('YYYY-MM-DD HH:MM:SS.ffffff', UTC).
+    Lines are JSON objects with kind (order, cancel, trade), id, status and committed_at
+    ('YYYY-MM-DD HH:MM:SS.ffffff', UTC). Returns a dict: order and trade ids, `terminal`
+    {order_id: FILLED or CANCELLED} for orders acknowledged in a final state (a cancel
+    acknowledges CANCELLED), the lines read, and the lines after `until`.
     """
     import json
 
-    orders, trades, read, after = set(), set(), 0, 0
+    ack = dict(orders=set(), trades=set(), terminal={}, lines=0, after=0)
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             line = line.strip()
@@ -85,27 +87,43 @@ def read_ack_log(path, until=None):
                 entry = json.loads(line)
             except ValueError as exc:
                 raise ValueError(f"{path}:{number}: not JSON ({exc})") from exc
-            read += 1
+            ack["lines"] += 1
             if until is not None and entry["committed_at"] > until:
-                after += 1
+                ack["after"] += 1
                 continue
             if entry["kind"] in ("order", "cancel"):
-                orders.add(int(entry["id"]))
+                ack["orders"].add(int(entry["id"]))
+                if entry.get("status") in ("FILLED", "CANCELLED"):
+                    ack["terminal"][int(entry["id"])] = entry["status"]
             elif entry["kind"] == "trade":
-                trades.add(int(entry["id"]))
-    return orders, trades, read, after
+                ack["trades"].add(int(entry["id"]))
+    return ack
 
 
-def missing_ids(cursor, table, column, ids, chunk=5000):
+def _chunks(ids, size=5000):
+    ids = sorted(ids)
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def status_mismatches(cursor, terminal):
+    """Orders acknowledged as FILLED or CANCELLED that the database shows otherwise: [(id, acked, actual)]."""
+    wrong = []
+    for part in _chunks(terminal):
+        cursor.execute(f"SELECT order_id, status FROM orders WHERE order_id IN ({', '.join(['%s'] * len(part))})",  # noqa: S608
+                       part)
+        wrong.extend((oid, terminal[oid], status) for oid, status in cursor.fetchall() if status != terminal[oid])
+    return sorted(wrong)
+
+
+def missing_ids(cursor, table, column, ids):
     """The ids of `ids` that are not in table.column."""
-    wanted = sorted(ids)
     found = set()
-    for start in range(0, len(wanted), chunk):
-        part = wanted[start:start + chunk]
+    for part in _chunks(ids):
         cursor.execute(f"SELECT {column} FROM {table} WHERE {column} IN ({', '.join(['%s'] * len(part))})",  # noqa: S608
                        part)
         found.update(row[0] for row in cursor.fetchall())
-    return sorted(set(wanted) - found)
+    return sorted(set(ids) - found)
 
 
 def summary(results):

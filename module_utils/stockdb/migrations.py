@@ -35,7 +35,9 @@ class Migration:
         self.name = name
         self.path = path
         self.text = text
-        self.checksum = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        # Trailing white space does not count: a file read raw and one read by Ansible's file
+        # lookup (which strips it) have the same checksum.
+        self.checksum = hashlib.sha256(text.rstrip().encode("utf-8")).hexdigest()
 
     @property
     def filename(self):

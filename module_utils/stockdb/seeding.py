@@ -15,9 +15,9 @@ from ansible.module_utils.stockdb.engine import round_to_tick
 
 # Issued shares for the listings without a price or market cap.
 DEFAULT_ISSUED = 1_000_000
-# Initial holdings are drawn from this many most valuable listings (the simulator trades the top 50
-# by default, so most holdings can be sold from the start).
-HOLDING_POOL = 50
+# Initial holdings are drawn from this many most valuable listings (the simulator trades the top 20
+# by default, so every holding can be sold from the start).
+HOLDING_POOL = 20
 HISTORY_START = datetime(2024, 12, 1, 9, 0, 0)
 HISTORY_SPAN_S = 30 * 24 * 3600
 

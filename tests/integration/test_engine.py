@@ -97,11 +97,44 @@ def test_cancel_releases_the_reservation_once(host, book):
     assert again.rc != 0 and "stockdb:not_open" in again.stderr
 
 
+def test_a_sell_fills_the_highest_bid_and_both_sides_settle(host, book):
+    bid_high = place(host, 2, 1, "BUY", "LIMIT", 10_050, 4)
+    bid_low = place(host, 3, 1, "BUY", "LIMIT", 10_000, 4)
+    cash = dict(query(host, "SELECT account_id, balance + reserved FROM accounts WHERE account_id IN (1, 2, 3)"))
+    shares = dict(query(host, "SELECT account_id, qty + reserved_qty FROM positions WHERE stock_id = 1"))
+    order = place(host, 1, 1, "SELL", "LIMIT", 10_000, 6)
+    assert (order["status"], order["filled"]) == ("FILLED", 6)
+    assert [row[:1] + row[2:] for row in trades_of(host, order["order_id"])] == [
+        [str(bid_high["order_id"]), "10050", "4"], [str(bid_low["order_id"]), "10000", "2"]]
+    now_cash = dict(query(host, "SELECT account_id, balance + reserved FROM accounts WHERE account_id IN (1, 2, 3)"))
+    now_shares = dict(query(host, "SELECT account_id, qty + reserved_qty FROM positions WHERE stock_id = 1"))
+    assert int(now_cash["1"]) - int(cash["1"]) == 4 * 10_050 + 2 * 10_000
+    assert int(cash["2"]) - int(now_cash["2"]) == 4 * 10_050
+    assert int(cash["3"]) - int(now_cash["3"]) == 2 * 10_000
+    assert (int(shares["1"]) - int(now_shares["1"]), int(now_shares["2"]) - int(shares["2"]),
+            int(now_shares["3"]) - int(shares["3"])) == (6, 4, 2)
+    # The rest of the low bid still holds exactly its cash.
+    assert query(host, f"SELECT status, reserved_amount FROM orders WHERE order_id = {bid_low['order_id']}") == [
+        ["PARTIAL", str(2 * 10_000)]]
+    assert run(host, f"CALL cancel_order({bid_low['order_id']}, 3)").rc == 0
+
+
+def test_a_large_order_sweeps_every_crossing_order(host, book):
+    """More crossing orders than any fixed depth: none may be left behind (the book never stays crossed)."""
+    asks = [place(host, 1 + n % 2, 2, "SELL", "LIMIT", 2_345, 1)["order_id"] for n in range(40)]
+    order = place(host, 3, 2, "BUY", "LIMIT", 2_345, 45)
+    assert (order["status"], order["filled"], len(order["trades"])) == ("PARTIAL", 40, 40)
+    assert query(host, f"SELECT COUNT(*) FROM orders WHERE order_id IN ({', '.join(map(str, asks))}) "
+                       "AND status <> 'FILLED'") == [["0"]]
+    assert run(host, f"CALL cancel_order({order['order_id']}, 3)").rc == 0
+
+
 @pytest.mark.parametrize(("call", "reason"), [
     ("CALL place_order(1, 1, 'BUY', 'LIMIT', 10000, 0)", "non_positive_qty"),
     ("CALL place_order(1, 1, 'BUY', 'LIMIT', 10000, -5)", "non_positive_qty"),
     ("CALL place_order(1, 1, 'BUY', 'LIMIT', 0, 5)", "non_positive_price"),
     ("CALL place_order(1, 1, 'BUY', 'LIMIT', 13010, 5)", "outside_price_limit"),
+    ("CALL place_order(1, 1, 'BUY', 'LIMIT', 10001, 5)", "off_tick"),
     ("CALL place_order(1, 1, 'BUY', 'MARKET', 10000, 5)", "market_with_price"),
     ("CALL place_order(1, 1, 'HOLD', 'LIMIT', 10000, 5)", "bad_side"),
     ("CALL place_order(999, 1, 'BUY', 'LIMIT', 10000, 5)", "unknown_account"),
@@ -112,12 +145,13 @@ def test_cancel_releases_the_reservation_once(host, book):
     ("CALL cancel_order(999999, NULL)", "unknown_order"),
 ])
 def test_bad_requests_are_rejected_by_name_and_write_nothing(host, book, call, reason):
-    before = query(host, "SELECT (SELECT COUNT(*) FROM orders), (SELECT SUM(balance) FROM accounts), "
-                         "(SELECT SUM(qty) FROM positions)")
+    state = ("SELECT (SELECT COUNT(*) FROM orders), (SELECT SUM(balance) FROM accounts), "
+             "(SELECT SUM(reserved) FROM accounts), (SELECT SUM(qty) FROM positions), "
+             "(SELECT SUM(reserved_qty) FROM positions), (SELECT COUNT(*) FROM trades)")
+    before = query(host, state)
     result = run(host, call)
     assert result.rc != 0 and f"stockdb:{reason}" in result.stderr, result.stderr
-    assert query(host, "SELECT (SELECT COUNT(*) FROM orders), (SELECT SUM(balance) FROM accounts), "
-                       "(SELECT SUM(qty) FROM positions)") == before
+    assert query(host, state) == before
 
 
 def test_cancelling_another_accounts_order_is_refused(host, book):

@@ -11,16 +11,20 @@ def write_log(path, entries):
     path.write_text("".join(json.dumps(e) + "\n" for e in entries))
 
 
-def test_ack_log_ids_with_and_without_a_cut_off(tmp_path):
+def test_ack_log_ids_final_statuses_and_cut_off(tmp_path):
     log = tmp_path / "ack.log"
     write_log(log, [
-        {"kind": "order", "id": 1, "committed_at": "2026-11-24 03:00:00.000001"},
+        {"kind": "order", "id": 1, "status": "FILLED", "committed_at": "2026-11-24 03:00:00.000001"},
         {"kind": "trade", "id": 7, "order_id": 1, "committed_at": "2026-11-24 03:00:00.000001"},
-        {"kind": "cancel", "id": 2, "committed_at": "2026-11-24 03:00:01.500000"},
-        {"kind": "order", "id": 3, "committed_at": "2026-11-24 03:00:02.000000"},
+        {"kind": "order", "id": 2, "status": "NEW", "committed_at": "2026-11-24 03:00:01.000000"},
+        {"kind": "cancel", "id": 2, "status": "CANCELLED", "committed_at": "2026-11-24 03:00:01.500000"},
+        {"kind": "order", "id": 3, "status": "NEW", "committed_at": "2026-11-24 03:00:02.000000"},
     ])
-    assert invariants.read_ack_log(str(log)) == ({1, 2, 3}, {7}, 4, 0)
-    assert invariants.read_ack_log(str(log), until="2026-11-24 03:00:01.999999") == ({1, 2}, {7}, 4, 1)
+    ack = invariants.read_ack_log(str(log))
+    assert (ack["orders"], ack["trades"], ack["lines"], ack["after"]) == ({1, 2, 3}, {7}, 5, 0)
+    assert ack["terminal"] == {1: "FILLED", 2: "CANCELLED"}
+    early = invariants.read_ack_log(str(log), until="2026-11-24 03:00:01.200000")
+    assert (early["orders"], early["terminal"], early["after"]) == ({1, 2}, {1: "FILLED"}, 2)
 
 
 def test_corrupt_ack_log_line_is_named(tmp_path):
