@@ -55,7 +55,9 @@ totals:
   returned: always
   type: dict
 ack:
-  description: With ack_log, lines read, acknowledged orders and trades checked, the missing ids, and orders whose acknowledged final status was lost.
+  description:
+    - With ack_log, lines read, acknowledged orders and trades checked, the missing ids, and the
+      orders whose acknowledged final status was lost.
   returned: when ack_log is set
   type: dict
 """

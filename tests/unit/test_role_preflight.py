@@ -30,10 +30,13 @@ def play(tmp_path, role, extra_vars):
     ("grafana", {"grafana_apt_repo_url": "https://mirror.example.internal/grafana",
                  "grafana_apt_key_url": "https://mirror.example.internal/grafana/gpg.key"},
      "grafana_admin_password is not set"),
-    ("mariadb", {}, "mariadb_admin_password is not set (or shorter than 12 characters, or still CHANGE-ME)"),
+    ("mariadb", {}, "mariadb_admin_password is not set (or shorter than 12 characters, or still CHANGE-ME,"),
     ("mariadb", {"mariadb_admin_password": "CHANGE-ME-please", "mariadb_app_password": "x" * 16,
                  "mariadb_backup_password": "x" * 16, "mariadb_exporter_password": "x" * 16},
-     "mariadb_admin_password is not set (or shorter than 12 characters, or still CHANGE-ME)"),
+     "mariadb_admin_password is not set (or shorter than 12 characters, or still CHANGE-ME,"),
+    ("mariadb", {"mariadb_admin_password": "secret#comment1", "mariadb_app_password": "x" * 16,
+                 "mariadb_backup_password": "x" * 16, "mariadb_exporter_password": "x" * 16},
+     "mariadb_admin_password is not set (or shorter than 12 characters, or still CHANGE-ME,"),
     ("mysqld_exporter", {}, "mysqld_exporter_password (default: mariadb_exporter_password) is not set"),
 ])
 def test_missing_secret_or_source_stops_the_role(tmp_path, role, extra_vars, message):
