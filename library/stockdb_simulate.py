@@ -16,6 +16,8 @@ description:
     Deadlocks and lock-wait timeouts are retried up to 5 times; rejected orders (bad input,
     insufficient funds or shares) are rolled back by the procedure and counted, never half-written.
   - Writes every committed order, cancel and trade with its commit time to O(ack_log) (JSON lines).
+  - The clients use the C client library mysqlclient when it is installed (the mariadb role installs
+    python3-mysqldb), which leaves more of the CPU to the server; PyMySQL otherwise.
   - Reports changed when it placed orders. Works under C(async). In check mode it does nothing.
 options:
   clients:
@@ -57,6 +59,8 @@ options:
     description: MySQL option file of the account to trade with (the application account by default).
     type: path
     default: /etc/stockdb/app.cnf
+requirements:
+  - mysqlclient (python3-mysqldb, installed by the mariadb role) for the clients when present, else PyMySQL
 extends_documentation_fragment:
   - stockdb_connection
 author: stockdb

@@ -80,6 +80,25 @@ def connect(params, autocommit=False, **extra):
     return pymysql.connect(**kwargs)
 
 
+def connect_fast(params, autocommit=False, multi_statements=False):
+    """A connection for the hot path: mysqlclient (C, python3-mysqldb) when installed, else PyMySQL.
+
+    Both speak DB-API with the same paramstyle and error arguments (errno, message).
+    """
+    try:
+        import MySQLdb
+        from MySQLdb.constants import CLIENT as MYSQLDB_CLIENT
+    except ImportError:
+        return connect(params, autocommit=autocommit, client_flag=MULTI_STATEMENTS if multi_statements else 0)
+    kwargs = connect_kwargs(params, autocommit=autocommit)
+    kwargs["db"] = kwargs.pop("database")
+    if "password" in kwargs:
+        kwargs["passwd"] = kwargs.pop("password")
+    if multi_statements:
+        kwargs["client_flag"] = MYSQLDB_CLIENT.MULTI_STATEMENTS
+    return MySQLdb.connect(**kwargs)
+
+
 def connect_or_fail(module, autocommit=False, **extra):
     """Open a connection or fail the module with a message naming the server and the cause."""
     require_pymysql(module)

@@ -228,7 +228,7 @@ def client_main(number, params, universe, deadline, quota, queue):
     """Entry point of one client process: run until the deadline or the quota, report stats."""
     stats = None
     try:
-        conn = db.connect(params, autocommit=False, client_flag=db.MULTI_STATEMENTS)
+        conn = db.connect_fast(params, autocommit=False, multi_statements=True)
         with conn.cursor() as cur:
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         ack_fd = None
