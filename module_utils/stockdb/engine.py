@@ -69,7 +69,7 @@ def rejection(exc):
 
 
 class Engine:
-    """Calls the engine's procedures on one PyMySQL connection opened with CLIENT.MULTI_STATEMENTS."""
+    """Calls the engine's procedures on one DB-API connection (mysqlclient or PyMySQL) with multi-statements on."""
 
     def __init__(self, conn):
         self.conn = conn

@@ -35,6 +35,7 @@ class Migration:
         self.name = name
         self.path = path
         self.text = text
+        self._statements = None
         # Trailing white space does not count: a file read raw and one read by Ansible's file
         # lookup (which strips it) have the same checksum.
         self.checksum = hashlib.sha256(text.rstrip().encode("utf-8")).hexdigest()
@@ -44,7 +45,10 @@ class Migration:
         return os.path.basename(self.path)
 
     def statements(self):
-        return split_statements(self.text)
+        """The file's statements, split once."""
+        if self._statements is None:
+            self._statements = split_statements(self.text)
+        return self._statements
 
 
 def split_statements(text):

@@ -51,8 +51,3 @@ class RoleVars:
 @pytest.fixture
 def role_vars():
     return RoleVars
-
-
-@pytest.fixture
-def repo():
-    return REPO
