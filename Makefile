@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 LAB       := tests/lab/lab.sh
 TOOLS     := .cache/prometheus-tools/usr/bin
 PROMTOOL  := $(TOOLS)/promtool
-SCENARIOS ?= default
+SCENARIOS ?= default ops
 
 .PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status erd test lint unit argspecs test-rules molecule clean
 
@@ -40,7 +40,7 @@ lab-check: venv ## site.yml in check mode against the lab host (what would chang
 	$(BIN)/ansible-playbook -i inventory/lab site.yml --check --diff
 
 lab-verify: venv ## run the behaviour tests against the lab host
-	$(BIN)/pytest -p no:cacheprovider tests/integration --hosts=docker://stockdb-lab -o testpaths=tests/integration
+	$(BIN)/pytest -p no:cacheprovider tests/integration --hosts=docker://stockdb-lab -o testpaths=tests/integration -k 'not test_ops'
 
 lab-down: ## remove the lab host (the image stays cached)
 	$(LAB) down

@@ -102,28 +102,13 @@ def main():
         with conn.cursor() as cur:
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            results = invariants.run_checks(cur, p["checks"])
+            try:
+                results, failures, ack = invariants.check_database(cur, p["checks"], p["ack_log"], p["ack_until"])
+            except (ValueError, KeyError) as exc:
+                module.fail_json(msg=f"cannot read ack_log: {exc}")
             result = dict(changed=False, checks=results, totals=totals(cur))
-            failures = invariants.summary(results)
-            if p["ack_log"]:
-                try:
-                    ack = invariants.read_ack_log(p["ack_log"], p["ack_until"])
-                except (ValueError, KeyError) as exc:
-                    module.fail_json(msg=f"cannot read ack_log: {exc}", **result)
-                missing_orders = invariants.missing_ids(cur, "orders", "order_id", ack["orders"])
-                missing_trades = invariants.missing_ids(cur, "trades", "trade_id", ack["trades"])
-                reverted = invariants.status_mismatches(cur, ack["terminal"])
-                result["ack"] = dict(lines=ack["lines"], lines_after_until=ack["after"], orders=len(ack["orders"]),
-                                     trades=len(ack["trades"]), final_statuses=len(ack["terminal"]),
-                                     missing_orders=missing_orders[:100], missing_trades=missing_trades[:100],
-                                     reverted_statuses=[list(r) for r in reverted[:100]],
-                                     missing=len(missing_orders) + len(missing_trades) + len(reverted))
-                if missing_orders or missing_trades:
-                    failures.append(f"acknowledged but missing: {len(missing_orders)} orders "
-                                    f"(e.g. {missing_orders[:5]}), {len(missing_trades)} trades (e.g. {missing_trades[:5]})")
-                if reverted:
-                    failures.append(f"acknowledged as filled or cancelled but not so now: {len(reverted)} orders "
-                                    f"(order, acknowledged, now: {reverted[:5]})")
+            if ack is not None:
+                result["ack"] = ack
             conn.rollback()
     finally:
         conn.close()

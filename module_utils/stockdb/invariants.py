@@ -135,6 +135,34 @@ def summary(results):
     return lines
 
 
+def check_database(cursor, names=None, ack_log=None, ack_until=None):
+    """Every invariant (or `names`) and, with an ack log, every acknowledged row, in the caller's transaction.
+
+    Returns (results, failures, ack): per-check results, one line per failure (empty = all hold),
+    and the ack-log summary (None without an ack log). Raises ValueError/KeyError for an unreadable ack log.
+    """
+    results = run_checks(cursor, names)
+    failures = summary(results)
+    if not ack_log:
+        return results, failures, None
+    acked = read_ack_log(ack_log, ack_until)
+    missing_orders = missing_ids(cursor, "orders", "order_id", acked["orders"])
+    missing_trades = missing_ids(cursor, "trades", "trade_id", acked["trades"])
+    reverted = status_mismatches(cursor, acked["terminal"])
+    ack = dict(lines=acked["lines"], lines_after_until=acked["after"], orders=len(acked["orders"]),
+               trades=len(acked["trades"]), final_statuses=len(acked["terminal"]),
+               missing_orders=missing_orders[:100], missing_trades=missing_trades[:100],
+               reverted_statuses=[list(r) for r in reverted[:100]],
+               missing=len(missing_orders) + len(missing_trades) + len(reverted))
+    if missing_orders or missing_trades:
+        failures.append(f"acknowledged but missing: {len(missing_orders)} orders "
+                        f"(e.g. {missing_orders[:5]}), {len(missing_trades)} trades (e.g. {missing_trades[:5]})")
+    if reverted:
+        failures.append(f"acknowledged as filled or cancelled but not so now: {len(reverted)} orders "
+                        f"(order, acknowledged, now: {reverted[:5]})")
+    return results, failures, ack
+
+
 def _plain(value):
     if hasattr(value, "isoformat"):
         return value.isoformat()

@@ -86,6 +86,13 @@ def test_remote_root_login_is_refused(host):
         assert "Access denied" in attempt.stderr or "is not allowed to connect" in attempt.stderr, attempt.stderr
 
 
+def test_mariadb_listens_on_its_bind_address_only_without_socket_activation(host):
+    # the package's mariadb.socket would listen on every address and start the server on demand
+    assert host.run("systemctl is-enabled mariadb.socket").stdout.strip() == "masked"
+    listeners = host.check_output("ss -H -ltn 'sport = :3306'").splitlines()
+    assert [line.split()[3] for line in listeners] == ["127.0.0.1:3306"], listeners
+
+
 def test_no_anonymous_accounts_or_test_database(host):
     assert sql(host, "SELECT COUNT(*) FROM mysql.user WHERE user = ''").stdout.strip() == "0"
     assert "test" not in sql(host, "SHOW DATABASES").stdout.split()

@@ -28,12 +28,15 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
     bad = {"stockdb_schema": "target_version=1",  # and no migrations: required_one_of
            "stockdb_seed": "users=0",
            "stockdb_simulate": "clients=0",
-           "stockdb_check": "checks=no_such_check"}[module]
+           "stockdb_check": "checks=no_such_check",
+           "stockdb_backup": "action=verify backup=yesterday",
+           "stockdb_restore": "restore_to=yesterday confirm=true"}[module]
     result = subprocess.run([str(BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
                              "-a", bad], capture_output=True, text=True, cwd=REPO,
                             env={"PATH": f"{BIN}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
                                  "HOME": str(tmp_path)})
     assert result.returncode != 0
     named = {"stockdb_schema": "migrations", "stockdb_seed": "users", "stockdb_simulate": "clients=0",
-             "stockdb_check": "no_such_check"}[module]
+             "stockdb_check": "no_such_check", "stockdb_backup": "backup='yesterday'",
+             "stockdb_restore": "restore_to='yesterday'"}[module]
     assert named in result.stdout, result.stdout

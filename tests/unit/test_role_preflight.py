@@ -38,6 +38,7 @@ def play(tmp_path, role, extra_vars):
                  "mariadb_backup_password": "x" * 16, "mariadb_exporter_password": "x" * 16},
      "mariadb_admin_password is not set (or shorter than 12 characters, or still CHANGE-ME,"),
     ("mysqld_exporter", {}, "mysqld_exporter_password (default: mariadb_exporter_password) is not set"),
+    ("backup", {"backup_encrypt_key": "short-key"}, "backup_encrypt_key must be empty (no encryption) or a generated secret"),
 ])
 def test_missing_secret_or_source_stops_the_role(tmp_path, role, extra_vars, message):
     result = play(tmp_path, role, extra_vars)

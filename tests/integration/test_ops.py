@@ -1,0 +1,205 @@
+"""The operations drill after Molecule's `ops` side_effect (molecule/ops/side_effect.yml).
+
+The drill left /var/lib/stockdb/drill.json: the point P it recovered to, what the database held
+at P, the backups it took during the load and what stockdb_restore returned. These tests check
+the recovered database against P, then exercise the jobs the timers run (backup, verification,
+health) on the same host, including a corrupted and an incomplete backup and a failed backup.
+"""
+
+import json
+import shlex
+
+import pytest
+from conftest import sql
+
+BACKUPS = "/var/backups/stockdb/backups"
+TEXTFILES = "/var/lib/prometheus/node-exporter"
+ALERTS = "/var/log/stockdb/alerts.log"
+
+
+@pytest.fixture(scope="module")
+def drill(host):
+    drill_file = host.file("/var/lib/stockdb/drill.json")
+    if not drill_file.exists:
+        pytest.skip("no drill on this host: run `molecule test -s ops`")
+    return json.loads(drill_file.content_string)
+
+
+def value(host, statement):
+    result = sql(host, statement)
+    assert result.rc == 0, result.stderr
+    return result.stdout.strip()
+
+
+def metric(host, name, prom_file):
+    for line in host.file(f"{TEXTFILES}/{prom_file}.prom").content_string.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    pytest.fail(f"{name} not in {prom_file}.prom")
+
+
+def ops(host, args):
+    return host.run("stockdb-ops " + args)
+
+
+def newest_backup(host):
+    return sorted(host.file(BACKUPS).listdir())[-1]
+
+
+def test_recovered_exactly_to_the_point_before_the_accident(host, drill):
+    restore = drill["restore"]
+    assert restore["restored_gtid"] == drill["gtid_at_point"]
+    accident_seqs = [int(g.rsplit("-", 1)[1]) for g in drill["accident_gtids"]]
+    assert int(drill["gtid_at_point"].rsplit("-", 1)[1]) < min(accident_seqs), "the accident was replayed"
+    assert int(value(host, "SELECT COUNT(*) FROM stockdb.trades")) == drill["trades_at_point"]
+    assert int(value(host, "SELECT COUNT(*) FROM stockdb.cash_movements")) == drill["cash_movements_at_point"]
+
+
+def test_no_acknowledged_transaction_was_lost(host, drill):
+    check = drill["restore"]["check"]
+    assert check["ok"], check["failures"]
+    assert all(check["checks"].values())
+    ack = check["ack"]
+    assert ack["missing"] == 0, ack
+    assert ack["orders"] > 100 and ack["trades"] > 0
+    # the load had stopped before P: everything acknowledged was required, and is there
+    assert ack["lines_after_until"] == 0
+
+
+def test_the_restore_used_the_encrypted_incremental_chain_and_the_archived_binlogs(host, drill):
+    restore = drill["restore"]
+    assert restore["chain"] == [drill["full_backup"]["name"], drill["incremental_backup"]["name"]]
+    assert restore["backup"] == drill["incremental_backup"]["name"]
+    assert drill["incremental_backup"]["parent"] == drill["full_backup"]["name"]
+    assert drill["full_backup"]["encrypted"] and drill["incremental_backup"]["encrypted"]
+    assert restore["binlog_files"], "nothing was replayed"
+    assert restore["timings"]["replay_s"] >= 0 and restore["timings"]["downtime_s"] > 0
+
+
+def test_the_replaced_datadir_is_kept_aside_with_the_accident_in_it(host, drill):
+    replaced = host.file(drill["restore"]["replaced_datadir"])
+    assert replaced.is_directory
+    assert host.file(drill["restore"]["replaced_datadir"] + "/stockdb/trades.ibd").exists
+    assert not host.file(drill["restore"]["replaced_datadir"] + "/stockdb/cash_movements.ibd").exists
+
+
+def test_the_server_runs_on_a_new_binlog_timeline_with_the_archiver(host, drill):
+    assert host.service("mariadb").is_running
+    assert host.service("stockdb-binlog-archiver").is_running
+    assert host.file("/var/backups/stockdb/binlog/CURRENT").content_string.strip() == str(drill["restore"]["timeline"])
+    assert int(value(host, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")) == 1
+
+
+def test_a_restore_failing_after_the_swap_put_the_previous_datadir_back(host, drill):
+    message = drill["failed_restore_msg"]
+    assert "before restore_to=" in message and "the failed attempt is kept in /var/lib/mysql.failed-restore-" in message
+    failed_dir = message.split("kept in ", 1)[1].split(":", 1)[0]
+    assert host.file(failed_dir).is_directory
+    assert value(host, "SELECT @@gtid_binlog_pos") == drill["gtid_before_failed_restore"]
+    assert host.file("/var/backups/stockdb/binlog/CURRENT").content_string.strip() == str(drill["restore"]["timeline"])
+    assert int(value(host, "SELECT COUNT(*) FROM stockdb.trades")) == drill["trades_at_point"]
+
+
+def test_the_full_backup_during_load_has_a_complete_manifest(host, drill):
+    manifest = json.loads(host.file(f"{BACKUPS}/{drill['full_backup']['name']}/manifest.json").content_string)
+    for key in ("started_at", "consistent_at", "finished_at", "duration_s", "size_bytes", "tools", "lsn"):
+        assert manifest[key], key
+    assert set(manifest["binlog"]) == {"file", "pos", "gtid"}
+    assert manifest["files"] and all(len(f["sha256"]) == 64 for f in manifest["files"].values())
+    assert all(name.endswith(".zst.enc") for name in manifest["files"])
+    assert "orders" in manifest["checksums"]["tables"] and manifest["checksums"]["binlog_pos"] > 0
+    assert "mariabackup" in manifest["tools"]["mariabackup"].lower() or "mariadb" in manifest["tools"]["mariabackup"].lower()
+
+
+def test_the_logical_dump_holds_the_order_engine(host, drill):
+    dump = f"{BACKUPS}/{newest_backup(host)}/logical/stockdb.sql.zst.enc"
+    text = host.check_output(f"openssl enc -d -aes-256-cbc -pbkdf2 -iter 100000 -pass file:/etc/stockdb/backup.key "
+                             f"-in {dump} | zstd -dc | grep -c -E 'PROCEDURE `(place_order|cancel_order)`'")
+    assert int(text) >= 2
+
+
+def test_verification_passes_and_exports_its_metrics(host, drill):
+    result = ops(host, "verify")
+    assert result.rc == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["problems"] == [] and report["tables"] >= 9
+    assert metric(host, "stockdb_backup_verify_last_status", "stockdb_backup_verify") == 1
+    assert metric(host, "stockdb_backup_verify_restore_seconds", "stockdb_backup_verify") > 0
+    assert not host.file(f"/var/lib/stockdb-verify/{report['backup']}").exists, "scratch left behind"
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "remove"])
+def test_verification_catches_a_damaged_backup_naming_the_file(host, drill, damage):
+    taken = json.loads(host.check_output("stockdb-ops backup"))["backup"]
+    target = f"{BACKUPS}/{taken}/data/stockdb/orders.ibd.zst.enc"
+    if damage == "corrupt":
+        host.check_output(f"printf 'X' | dd of={target} bs=1 seek=100 conv=notrunc status=none")
+    else:
+        host.check_output(f"rm {target}")
+    result = ops(host, f"verify --backup {taken}")
+    assert result.rc == 1
+    problems = json.loads(result.stdout)["problems"]
+    assert any("data/stockdb/orders.ibd.zst.enc" in p and ("corrupted" if damage == "corrupt" else "missing") in p
+               for p in problems), problems
+    assert metric(host, "stockdb_backup_verify_last_status", "stockdb_backup_verify") == 0
+    last_alert = host.file(ALERTS).content_string.strip().splitlines()[-1]
+    assert "FIRING critical StockdbBackupVerifyFailed" in last_alert and "orders.ibd.zst.enc" in last_alert
+    host.check_output(f"rm -r {BACKUPS}/{taken}")
+    assert ops(host, "verify").rc == 0
+    assert "RESOLVED critical StockdbBackupVerifyFailed" in host.file(ALERTS).content_string.strip().splitlines()[-1]
+
+
+def test_a_failed_backup_leaves_nothing_and_reaches_the_alert_log(host, drill):
+    before = sorted(host.file(BACKUPS).listdir())
+    failures = metric(host, "stockdb_backup_failures_total", "stockdb_backup")
+    # the backup account's option file with a wrong password
+    bad_cnf = "/var/lib/stockdb/bad-backup.cnf"
+    host.check_output(f"sed 's/^password.*/password = wrong-password-for-the-test/' /etc/stockdb/backup.cnf > {bad_cnf}"
+                      f" && chmod 600 {bad_cnf}")
+    config = json.loads(host.file("/etc/stockdb/backup.json").content_string)
+    config["defaults_file"] = bad_cnf
+    host.check_output(f"echo {shlex.quote(json.dumps(config))} > /var/lib/stockdb/bad-backup.json")
+    result = ops(host, "--config /var/lib/stockdb/bad-backup.json backup")
+    assert result.rc == 1 and "mariabackup exited" in result.stderr
+    assert sorted(host.file(BACKUPS).listdir()) == before, "a failed backup left a directory"
+    assert metric(host, "stockdb_backup_last_status", "stockdb_backup") == 0
+    assert metric(host, "stockdb_backup_failures_total", "stockdb_backup") == failures + 1
+    assert "FIRING critical StockdbBackupFailed" in host.file(ALERTS).content_string.strip().splitlines()[-1]
+    assert "FAILED type=full" in host.file("/var/log/stockdb/backup.log").content_string.strip().splitlines()[-1]
+    assert ops(host, "backup").rc == 0
+    assert "RESOLVED critical StockdbBackupFailed" in host.file(ALERTS).content_string.strip().splitlines()[-1]
+    assert metric(host, "stockdb_backup_last_status", "stockdb_backup") == 1
+    host.check_output("rm -f /var/lib/stockdb/bad-backup.cnf /var/lib/stockdb/bad-backup.json")
+
+
+def test_the_health_check_reports_every_check(host, drill):
+    result = ops(host, "health")
+    assert result.rc == 0, result.stderr
+    assert " health " in result.stdout
+    text = host.file(f"{TEXTFILES}/stockdb_health.prom").content_string
+    for check in ("connections", "slow_queries", "long_transactions", "lock_waits", "disk", "replication"):
+        assert f'stockdb_health_check_ok{{check="{check}"}}' in text
+    assert metric(host, "stockdb_binlog_archive_lag_bytes", "stockdb_binlog_archive") >= 0
+    assert host.file("/var/log/stockdb/health.log").contains(" health ")
+
+
+def test_a_long_transaction_is_a_breach_that_reaches_the_alert_log(host, drill):
+    # the ops scenario sets long_transaction_seconds to 5: hold one open for 15 s in the background
+    threshold = json.loads(host.file("/etc/stockdb/health.json").content_string)["long_transaction_seconds"]
+    host.check_output("(mariadb stockdb -e 'START TRANSACTION; SELECT COUNT(*) FROM orders FOR UPDATE; "
+                      f"SELECT SLEEP({threshold + 10}); ROLLBACK' >/dev/null 2>&1 &)")
+    host.check_output(f"sleep {threshold + 3}")
+    result = ops(host, "health")
+    assert "BREACH" in result.stdout and "long_transactions=1/" in result.stdout, result.stdout
+    assert "FIRING warning StockdbHealthCheckBreach check=long_transactions" in host.file(ALERTS).content_string
+    host.check_output("sleep 10")
+    assert ops(host, "health").rc == 0
+    assert "RESOLVED warning StockdbHealthCheckBreach check=long_transactions" in host.file(ALERTS).content_string
+
+
+def test_the_timers_are_scheduled(host, drill):
+    timers = host.check_output("systemctl list-timers --all --no-pager")
+    for timer in ("stockdb-backup.timer", "stockdb-backup-verify.timer", "stockdb-healthcheck.timer"):
+        assert timer in timers
+        assert host.service(timer).is_enabled
+    assert "OnCalendar=*-*-* 03:00:00 " in host.check_output("systemctl show -p TimersCalendar stockdb-backup.timer")

@@ -1,0 +1,267 @@
+"""Unit tests of the backup catalogue logic (module_utils/stockdb/ops.py) on temporary directories.
+
+What needs MariaDB (mariabackup, replay, the private server) runs for real in the Molecule `ops`
+scenario; here: settings, targets, manifests against files, retention, backup choice for a point,
+the binlog archive's order and gaps, and what a failed backup leaves behind.
+"""
+
+import json
+import os
+from datetime import datetime, timezone
+
+import pytest
+from ansible.module_utils.stockdb import ops, report
+
+
+@pytest.fixture
+def settings(tmp_path):
+    s = ops.settings_from(None, dict(backup_dir=str(tmp_path / "backup"), datadir=str(tmp_path / "mysql"),
+                                     verify_dir=str(tmp_path / "verify"), state_dir=str(tmp_path / "state"),
+                                     metrics_dir=str(tmp_path / "textfile"), log_dir=str(tmp_path / "log"),
+                                     alert_log=str(tmp_path / "log" / "alerts.log"), lock_timeout=1))
+    for key in ("metrics_dir", "log_dir"):
+        os.makedirs(s[key])
+    return s
+
+
+def make_backup(settings, name, consistent_at, timeline=1, binlog="binlog.000001", gtid="0-1-10", chain=None):
+    path = os.path.join(ops.backups_root(settings), name)
+    os.makedirs(os.path.join(path, "data"))
+    with open(os.path.join(path, "data", "ibdata1.zst"), "wb") as handle:
+        handle.write(name.encode() * 100)
+    manifest = dict(name=name, type=name.split("-")[1], timeline=timeline, consistent_at=consistent_at,
+                    binlog=dict(file=binlog, pos=4, gtid=gtid), chain=chain or [name], data_bytes=10)
+    manifest["files"] = ops.file_inventory(path)
+    with open(os.path.join(path, "manifest.json"), "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle)
+    return dict(manifest, path=path)
+
+
+def archive(settings, timeline, *names, size=100):
+    directory = os.path.join(ops.binlog_root(settings), str(timeline))
+    os.makedirs(directory, exist_ok=True)
+    for name in names:
+        with open(os.path.join(directory, name), "wb") as handle:
+            handle.write(b"x" * size)
+    return directory
+
+
+# --------------------------------------------------------------------------- settings and targets
+
+
+def test_settings_refuse_unknown_keys_and_unsafe_paths(tmp_path):
+    config = tmp_path / "backup.json"
+    config.write_text(json.dumps({"backup_dri": "/x"}))
+    with pytest.raises(ops.OpsError, match=r"unknown settings \['backup_dri'\]"):
+        ops.settings_from(str(config))
+    with pytest.raises(ops.OpsError, match="must not be inside the datadir"):
+        ops.settings_from(None, dict(backup_dir="/var/lib/mysql/backups"))
+    with pytest.raises(ops.OpsError, match="compress_level=25"):
+        ops.settings_from(None, dict(compress_level=25))
+    with pytest.raises(ops.OpsError, match="absolute path other than /"):
+        ops.settings_from(None, dict(backup_dir="/"))
+    with pytest.raises(ops.OpsError, match="does not exist"):
+        ops.settings_from(str(tmp_path / "missing.json"))
+
+
+def test_settings_file_then_overrides(tmp_path):
+    config = tmp_path / "backup.json"
+    config.write_text(json.dumps({"retention_days": 3, "logical_dump": True}))
+    s = ops.settings_from(str(config), dict(logical_dump=False, backup_dir=None))
+    assert s["retention_days"] == 3 and s["logical_dump"] is False and s["backup_dir"] == ops.DEFAULTS["backup_dir"]
+
+
+@pytest.mark.parametrize("text, kind", [("2026-11-24 14:02:07", "time"), ("0-1-1234", "gtid"),
+                                        ("0-1-5,1-2-7", "gtid"), ("end", "end"), (None, None), ("", None)])
+def test_targets(text, kind):
+    target = ops.parse_target(text)
+    assert (target or {}).get("kind") == kind
+
+
+@pytest.mark.parametrize("text", ["2026-11-24T14:02:07", "2026-02-30 10:00:00", "yesterday", "0-1", "1234", "0-1-x"])
+def test_bad_targets_are_refused_naming_the_formats(text):
+    with pytest.raises(ops.OpsError, match="restore_to="):
+        ops.parse_target(text)
+
+
+def test_gtid_target_knows_each_domain():
+    assert ops.parse_target("0-1-5,1-2-7")["seqs"] == {0: 5, 1: 7}
+
+
+# --------------------------------------------------------------------------- manifest against files
+
+
+def test_check_files_names_corrupted_missing_resized_and_extra_files(settings):
+    backup = make_backup(settings, "20261124T030000Z-full", "2026-11-24T03:00:01Z")
+    with open(os.path.join(backup["path"], "data", "more.zst"), "wb") as handle:
+        handle.write(b"abc")
+    backup["files"] = ops.file_inventory(backup["path"])
+    assert ops.check_files(backup) == []
+    data = os.path.join(backup["path"], "data", "ibdata1.zst")
+    with open(data, "r+b") as handle:
+        handle.seek(5)
+        handle.write(b"!")
+    with open(os.path.join(backup["path"], "data", "more.zst"), "ab") as handle:
+        handle.write(b"d")
+    with open(os.path.join(backup["path"], "stray"), "w", encoding="utf-8") as handle:
+        handle.write("?")
+    problems = ops.check_files(backup)
+    assert "20261124T030000Z-full/data/ibdata1.zst: sha256 differs from the manifest (corrupted)" in problems
+    assert "20261124T030000Z-full/data/more.zst: size 4 != 3 in the manifest" in problems
+    assert "20261124T030000Z-full/stray: not in the manifest" in problems
+    os.unlink(data)
+    assert "20261124T030000Z-full/data/ibdata1.zst: missing" in ops.check_files(backup)
+
+
+def test_compare_checksums_names_tables():
+    expected = {"orders": {"rows": 3, "checksum": 10}, "trades": {"rows": 1, "checksum": 5}}
+    assert ops.compare_checksums(expected, dict(expected)) == []
+    problems = ops.compare_checksums(expected, {"orders": {"rows": 2, "checksum": 9}, "extra": {"rows": 0, "checksum": 0}})
+    assert problems == ["table orders: 2 rows checksum 9, manifest 3 rows checksum 10", "table trades: missing",
+                        "table extra: not in the manifest"]
+
+
+# --------------------------------------------------------------------------- catalogue and choice
+
+
+def test_list_ignores_partial_and_foreign_directories(settings):
+    make_backup(settings, "20261124T030000Z-full", "2026-11-24T03:00:01Z")
+    os.makedirs(os.path.join(ops.backups_root(settings), ".partial-20261125T030000Z-full", "data"))
+    os.makedirs(os.path.join(ops.backups_root(settings), "notes"))
+    assert [b["name"] for b in ops.list_backups(settings)] == ["20261124T030000Z-full"]
+    with pytest.raises(ops.OpsError, match="backup '20261101T030000Z-full' not found"):
+        ops.find_backup(settings, "20261101T030000Z-full")
+
+
+def test_a_point_picks_the_newest_backup_before_it_in_the_current_timeline(settings):
+    make_backup(settings, "20261122T030000Z-full", "2026-11-22T03:00:05Z", gtid="0-1-100")
+    make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z", gtid="0-1-200")
+    make_backup(settings, "20261123T120000Z-incremental", "2026-11-23T12:00:05Z", gtid="0-1-250",
+                chain=["20261123T030000Z-full", "20261123T120000Z-incremental"])
+    pick = ops.pick_backup
+    assert pick(settings, None, ops.parse_target("2026-11-23 11:00:00"))["name"] == "20261123T030000Z-full"
+    assert pick(settings, None, ops.parse_target("2026-11-23 12:00:05"))["name"] == "20261123T120000Z-incremental"
+    assert pick(settings, None, ops.parse_target("0-1-199"))["name"] == "20261122T030000Z-full"
+    assert pick(settings, None, ops.parse_target("end"))["name"] == "20261123T120000Z-incremental"
+    assert pick(settings, "20261122T030000Z-full", ops.parse_target("end"))["name"] == "20261122T030000Z-full"
+    with pytest.raises(ops.OpsError, match="no backup of the current binlog timeline 1 is older than restore_to=0-1-50"):
+        pick(settings, None, ops.parse_target("0-1-50"))
+    chain = ops.chain_of(settings, ops.find_backup(settings, "20261123T120000Z-incremental"))
+    assert [b["name"] for b in chain] == ["20261123T030000Z-full", "20261123T120000Z-incremental"]
+
+
+def test_after_a_restore_only_backups_of_the_new_timeline_serve_a_point(settings):
+    make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z")
+    assert ops.current_timeline(settings) == 1
+    assert ops.start_new_timeline(settings) == 2
+    with pytest.raises(ops.OpsError, match="a restore starts a new timeline"):
+        ops.pick_backup(settings, None, ops.parse_target("2026-11-24 00:00:00"))
+
+
+def test_an_incremental_whose_base_is_gone_is_refused(settings):
+    make_backup(settings, "20261123T120000Z-incremental", "2026-11-23T12:00:05Z",
+                chain=["20261123T030000Z-full", "20261123T120000Z-incremental"])
+    with pytest.raises(ops.OpsError, match=r"needs \['20261123T030000Z-full'\], which are gone"):
+        ops.chain_of(settings, ops.find_backup(settings))
+
+
+# --------------------------------------------------------------------------- binlog archive
+
+
+def test_replay_files_run_from_the_backups_binlog_and_refuse_gaps(settings):
+    backup = make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z", binlog="binlog.000002")
+    directory = archive(settings, 1, "binlog.000001", "binlog.000002", "binlog.000003", "binlog.000010")
+    with pytest.raises(ops.OpsError, match="has a gap before binlog.000010"):
+        ops.replay_files(settings, backup)
+    assert [os.path.basename(f) for f in ops.replay_files(settings, backup, "binlog.000003")] == ["binlog.000002",
+                                                                                                   "binlog.000003"]
+    os.unlink(os.path.join(directory, "binlog.000002"))
+    with pytest.raises(ops.OpsError, match="lacks binlog.000002, where backup 20261123T030000Z-full ends"):
+        ops.replay_files(settings, backup)
+
+
+def test_complete_archive_copies_what_the_archiver_had_not_streamed_yet(settings, tmp_path):
+    archive(settings, 1, "binlog.000003", "binlog.000004", size=100)
+    datadir = tmp_path / "old-datadir"
+    datadir.mkdir()
+    for name, size in (("binlog.000002", 500), ("binlog.000003", 100), ("binlog.000004", 180), ("binlog.000005", 40),
+                       ("binlog.index", 10), ("ibdata1", 10)):
+        (datadir / name).write_bytes(b"y" * size)
+    assert ops.complete_archive(settings, 1, str(datadir)) == ["binlog.000004", "binlog.000005"]
+    assert [(n, s) for n, _, s in ops.archived_binlogs(settings, 1)] == [("binlog.000003", 100), ("binlog.000004", 180),
+                                                                         ("binlog.000005", 40)]
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def test_retention_keeps_recent_chains_and_the_minimum_of_fulls_and_their_binlogs(settings):
+    now = datetime(2026, 11, 24, 4, 0, tzinfo=timezone.utc)
+    make_backup(settings, "20261101T030000Z-full", "2026-11-01T03:00:05Z", binlog="binlog.000001")
+    make_backup(settings, "20261102T030000Z-full", "2026-11-02T03:00:05Z", binlog="binlog.000002")
+    make_backup(settings, "20261103T030000Z-full", "2026-11-03T03:00:05Z", binlog="binlog.000003")
+    # an old full whose incremental is recent: the chain stays
+    make_backup(settings, "20261110T030000Z-full", "2026-11-10T03:00:05Z", binlog="binlog.000004")
+    make_backup(settings, "20261120T030000Z-incremental", "2026-11-20T03:00:05Z", binlog="binlog.000005",
+                chain=["20261110T030000Z-full", "20261120T030000Z-incremental"])
+    make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z", binlog="binlog.000006")
+    archive(settings, 1, *[f"binlog.{n:06d}" for n in range(1, 8)])
+    # an abandoned timeline without backups goes; the current one stays even without backups
+    archive(settings, 7, "binlog.000001")
+    pruned = ops.prune(settings, now)
+    assert pruned["backups"] == ["20261101T030000Z-full", "20261102T030000Z-full", "20261103T030000Z-full"]
+    assert [b["name"] for b in ops.list_backups(settings)] == ["20261110T030000Z-full", "20261120T030000Z-incremental",
+                                                              "20261123T030000Z-full"]
+    assert [n for n, _, _ in ops.archived_binlogs(settings, 1)] == ["binlog.000004", "binlog.000005", "binlog.000006",
+                                                                   "binlog.000007"]
+    assert "timeline 7" in pruned["binlogs"]
+
+
+def test_retention_never_drops_below_the_minimum_of_full_backups(settings):
+    now = datetime(2026, 11, 24, 4, 0, tzinfo=timezone.utc)
+    make_backup(settings, "20260101T030000Z-full", "2026-01-01T03:00:05Z")
+    make_backup(settings, "20260102T030000Z-full", "2026-01-02T03:00:05Z")
+    assert ops.prune(settings, now)["backups"] == []
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_a_failed_backup_leaves_no_directory_and_writes_log_metrics_and_alert(settings, monkeypatch):
+    calls = []
+
+    def failing_run(cmd, **kwargs):
+        calls.append(cmd[0])
+        os.makedirs(os.path.join(ops.backups_root(settings), os.listdir(ops.backups_root(settings))[0], "data", "x"))
+        raise ops.OpsError("mariabackup exited 1: Access denied")
+
+    monkeypatch.setattr(ops, "run", failing_run)
+    with pytest.raises(ops.OpsError, match="Access denied"):
+        ops.backup_job(settings, "full")
+    assert calls == ["mariabackup"]
+    assert os.listdir(ops.backups_root(settings)) == []
+    metrics = open(os.path.join(settings["metrics_dir"], "stockdb_backup.prom"), encoding="utf-8").read()
+    assert "stockdb_backup_last_status 0\n" in metrics and "stockdb_backup_failures_total 1\n" in metrics
+    alert = open(settings["alert_log"], encoding="utf-8").read()
+    assert " FIRING critical StockdbBackupFailed " in alert and "type=full" in alert and "Access denied" in alert
+    assert "FAILED type=full: mariabackup exited 1" in open(os.path.join(settings["log_dir"], "backup.log"),
+                                                            encoding="utf-8").read()
+
+
+def test_an_incremental_needs_a_full_backup_first(settings):
+    with pytest.raises(ops.OpsError, match="needs a full backup in timeline 1"):
+        ops.take_backup(settings, "incremental")
+
+
+def test_a_second_job_waits_for_the_lock_then_gives_up_naming_the_holder(settings):
+    with ops.ops_lock(settings), pytest.raises(ops.OpsError, match=r"another stockdb-ops job holds .*\(pid \d+ since"):
+        with ops.ops_lock(settings):
+            pass
+
+
+def test_textfile_values_are_exact_and_labels_escaped(tmp_path):
+    text = report.format_metrics([("m", "help", "gauge", [({"path": 'a"b\\c'}, 1795489215), ({}, 0.25)])])
+    assert 'm{path="a\\"b\\\\c"} 1795489215\n' in text and "m 0.25\n" in text
+    with pytest.raises(ValueError, match="invalid metric name"):
+        report.format_metrics([("bad-name", "h", "gauge", [])])
+    assert report.write_textfile(str(tmp_path / "absent"), "x", []) is None
