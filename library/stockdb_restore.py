@@ -16,12 +16,14 @@ description:
     Prepares in a staging directory next to the datadir while the server still runs; then stops
     the binlog archiver and MariaDB, moves the datadir's contents aside to
     C(<datadir>.replaced-<time>) (kept until O(drop_replaced)), moves the prepared files in, starts a
-    private mariadbd (own socket, no TCP) that resets the binlog to the backup's GTID state, replays,
-    and runs the trading invariants (and, with O(ack_log), checks every acknowledged row up to
-    O(ack_until)); then starts MariaDB and the archiver on a new binlog timeline.
+    private mariadbd (own socket, no TCP) that resets the binlog to the backup's GTID state and
+    replays; then starts MariaDB and the archiver on a new binlog timeline, and runs the trading
+    invariants (with O(ack_log), also that every acknowledged row up to O(ack_until) is there) on
+    the started server, outside the downtime; a violation fails the task but keeps the restore.
   - Any failure after the swap puts the previous datadir back and starts it again, keeping the failed
     attempt in C(<datadir>.failed-restore-<time>); the staging directory is always removed.
-  - In check mode returns the plan (backup chain, binlog files to replay) and changes nothing.
+  - In check mode returns the plan (backup chain, binlog files to replay, and in C(refused) the
+    refusal a real run without O(confirm) would meet) and changes nothing.
   - O(drop_replaced=true) alone removes the datadirs kept aside by earlier restores.
 options:
   backup:
