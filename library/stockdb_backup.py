@@ -10,8 +10,8 @@ description:
     full or incremental (on the newest backup of the current binlog timeline), optionally with a
     logical dump, then compresses (zstd) and encrypts (openssl) each file as configured. It writes
     a manifest (start, consistent and end time, binlog file, position and GTID, LSNs, size,
-    SHA-256 of every file, tool versions, duration and, with table checksums on, the CHECKSUM TABLE
-    value of every table at a consistent snapshot with its binlog position), then moves the
+    SHA-256 of every file, tool versions, duration and, with table checksums on, the row count
+    and checksum of every table at a consistent snapshot with its binlog position), then moves the
     backup into place; a failure leaves nothing that looks like a backup, writes the alert log and
     the failure metrics. Then drops what the retention settings no longer keep.
   - O(action=verify) checks every file of the backup (or O(backup)) against its manifest, restores

@@ -112,8 +112,10 @@ def test_the_full_backup_during_load_has_a_complete_manifest(host, drill):
 
 
 def test_the_logical_dump_holds_the_order_engine(host, drill):
-    dump = f"{BACKUPS}/{newest_backup(host)}/logical/stockdb.sql.zst.enc"
-    text = host.check_output(f"openssl enc -d -aes-256-cbc -pbkdf2 -iter 100000 -pass file:/etc/stockdb/backup.key "
+    newest = newest_backup(host)
+    iterations = json.loads(host.file(f"{BACKUPS}/{newest}/manifest.json").content_string)["encryption"].split()[-1]
+    dump = f"{BACKUPS}/{newest}/logical/stockdb.sql.zst.enc"
+    text = host.check_output(f"openssl enc -d -aes-256-cbc -pbkdf2 -iter {iterations} -pass file:/etc/stockdb/backup.key "
                              f"-in {dump} | zstd -dc | grep -c -E 'PROCEDURE `(place_order|cancel_order)`'")
     assert int(text) >= 2
 

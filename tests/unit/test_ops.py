@@ -114,10 +114,10 @@ def test_check_files_names_corrupted_missing_resized_and_extra_files(settings):
 
 
 def test_compare_checksums_names_tables():
-    expected = {"orders": 10, "trades": 5}
+    expected = {"orders": {"rows": 3, "checksum": 10}, "trades": {"rows": 1, "checksum": 5}}
     assert ops.compare_checksums(expected, dict(expected)) == []
-    problems = ops.compare_checksums(expected, {"orders": 9, "extra": 0})
-    assert problems == ["table orders: checksum 9, the manifest has 10", "table trades: missing",
+    problems = ops.compare_checksums(expected, {"orders": {"rows": 2, "checksum": 9}, "extra": {"rows": 0, "checksum": 0}})
+    assert problems == ["table orders: 2 rows checksum 9, manifest 3 rows checksum 10", "table trades: missing",
                         "table extra: not in the manifest"]
 
 
