@@ -166,12 +166,11 @@ def ops_lock(settings):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run(cmd, log_file=None, env=None, stdin=None, stdout=None):
+def run(cmd, log_file=None, stdout=None):
     """Run a command; raise OpsError with the tail of its output when it fails."""
     out = open(log_file, "ab") if log_file else subprocess.PIPE
     try:
-        proc = subprocess.run(cmd, stdout=stdout or out, stderr=out if log_file else subprocess.STDOUT,
-                              stdin=stdin, env=env, check=False)
+        proc = subprocess.run(cmd, stdout=stdout or out, stderr=out if log_file else subprocess.STDOUT, check=False)
     finally:
         if log_file:
             out.close()
@@ -265,14 +264,14 @@ def current_timeline(settings, create=True):
         if not create:
             return 1
         os.makedirs(os.path.join(binlog_root(settings), "1"), mode=0o750, exist_ok=True)
-        report._atomic_write(path, "1\n")
+        report.atomic_write(path, "1\n")
         return 1
 
 
 def start_new_timeline(settings):
     timeline = current_timeline(settings) + 1
     os.makedirs(os.path.join(binlog_root(settings), str(timeline)), mode=0o750, exist_ok=True)
-    report._atomic_write(os.path.join(binlog_root(settings), "CURRENT"), f"{timeline}\n")
+    report.atomic_write(os.path.join(binlog_root(settings), "CURRENT"), f"{timeline}\n")
     return timeline
 
 
@@ -529,7 +528,7 @@ def take_backup(settings, kind="full", now=None):
         )
         manifest["files"] = file_inventory(work)
         manifest["size_bytes"] = sum(f["size"] for f in manifest["files"].values())
-        report._atomic_write(os.path.join(work, "manifest.json"), json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        report.atomic_write(os.path.join(work, "manifest.json"), json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         os.rename(work, final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -1179,7 +1178,7 @@ def restore(settings, name=None, restore_to=None, confirm=False, ack_log=None, a
                 if os.path.isdir(replaced):
                     move_contents(replaced, datadir)
                     os.rmdir(replaced)
-                report._atomic_write(os.path.join(binlog_root(settings), "CURRENT"), f"{old_timeline}\n")
+                report.atomic_write(os.path.join(binlog_root(settings), "CURRENT"), f"{old_timeline}\n")
                 for unit in (settings["service"], settings["archiver_service"]):
                     subprocess.run(["systemctl", "start", unit], check=False)
                 running = "and running" if service_active(settings["service"]) else "but MariaDB did not start"

@@ -27,7 +27,7 @@ def utc_stamp(moment=None):
     return (moment or utc_now()).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _atomic_write(path, text, mode=0o644):
+def atomic_write(path, text, mode=0o644):
     """Write to a temporary file in the same directory, then rename over path."""
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
@@ -71,7 +71,7 @@ def write_textfile(directory, name, metrics):
     if not directory or not os.path.isdir(directory):
         return None
     path = os.path.join(directory, name + ".prom")
-    _atomic_write(path, format_metrics(metrics))
+    atomic_write(path, format_metrics(metrics))
     return path
 
 
@@ -102,4 +102,4 @@ def load_state(path):
 
 def save_state(path, state):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    _atomic_write(path, json.dumps(state, indent=1, sort_keys=True) + "\n", mode=0o600)
+    atomic_write(path, json.dumps(state, indent=1, sort_keys=True) + "\n", mode=0o600)
