@@ -455,11 +455,11 @@ def _compress_and_encrypt(settings, root):
         openssl_files(root, settings["encrypt_key_file"], ENCRYPTION_ITERATIONS, False, settings["parallel"])
 
 
-def take_backup(settings, kind="full", now=None):
+def take_backup(settings, kind="full"):
     """Take one backup; returns its manifest. On failure nothing under backups/ looks valid."""
     if kind not in KINDS:
         raise OpsError(f"backup type {kind!r} is not one of {KINDS}")
-    started = now or report.utc_now()
+    started = report.utc_now()
     name = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{kind}"
     root = backups_root(settings)
     os.makedirs(root, mode=0o750, exist_ok=True)
@@ -991,12 +991,12 @@ def verify_job(settings, name=None):
         result = dict(backup=name or "latest", problems=[f"verification could not run: {exc}"])
     ok = not result["problems"]
     now = time.time()
+    previous = state.get("last_status", 1)
     state.update(last_run=now, last_status=int(ok), backup=result["backup"])
     if ok:
         state.update(last_success=now, restore_s=result["restore_s"], total_s=result["total_s"])
     else:
         state["failures_total"] = state.get("failures_total", 0) + 1
-    previous = report.load_state(state_path).get("last_status", 1)
     report.save_state(state_path, state)
     report.write_textfile(settings["metrics_dir"], "stockdb_backup_verify", [
         ("stockdb_backup_verify_last_status", "1 when the last verification passed, 0 when it failed.", "gauge",
