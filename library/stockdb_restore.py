@@ -13,7 +13,8 @@ description:
     0-1-(N-1)), or C(end) (everything archived, the least loss after losing the datadir).
   - Refuses to replace a datadir that is live (server running or files present) unless
     O(confirm=true). Checks every backup file against its manifest before anything changes.
-    Prepares in a staging directory next to the datadir while the server still runs; then stops
+    Decompresses (and applies incrementals, or prepares a backup not stored prepared) in a staging
+    directory next to the datadir while the server still runs; then stops
     the binlog archiver and MariaDB, moves the datadir's contents aside to
     C(<datadir>.replaced-<time>) (kept until O(drop_replaced)), moves the prepared files in, starts a
     private mariadbd (own socket, no TCP) that resets the binlog to the backup's GTID state and

@@ -60,6 +60,7 @@ DEFAULTS = dict(
     logical_dump=False,
     parallel=2,
     throttle=0,
+    prepare=True,
     table_checksums=True,
     retention_days=7,
     retention_min_full=2,
@@ -493,6 +494,13 @@ def take_backup(settings, kind="full"):
         binlog = _binlog_info(data)
         lsn = _checkpoints(data)
         consistent_at = report.utc_now()
+        # A full backup is stored prepared (its redo applied; incrementals still apply on top),
+        # so a restore of it only decompresses and moves files back.
+        prepared = kind == "full" and bool(settings["prepare"])
+        t1 = time.monotonic()
+        if prepared:
+            run(["mariabackup", "--prepare", f"--target-dir={data}"], log_file=os.path.join(work, "mariabackup.log"))
+        phases["prepare_s"] = round(time.monotonic() - t1, 3)
         t1 = time.monotonic()
         checksums = snapshot_checksums(settings) if settings["table_checksums"] else None
         phases["checksums_s"] = round(time.monotonic() - t1, 3)
@@ -515,7 +523,7 @@ def take_backup(settings, kind="full"):
             chain=(parent["chain"] if parent else []) + [name],
             started_at=report.utc_stamp(started), consistent_at=report.utc_stamp(consistent_at),
             finished_at=report.utc_stamp(finished), duration_s=round(time.monotonic() - t0, 3), phases=phases,
-            binlog=binlog, lsn=lsn, checksums=checksums, database=settings["database"],
+            binlog=binlog, lsn=lsn, prepared=prepared, checksums=checksums, database=settings["database"],
             compress=f"zstd-{settings['compress_level']}" if settings["compress"] else None,
             encrypted=bool(settings["encrypt_key_file"]),
             encryption=f"aes-256-cbc pbkdf2 {ENCRYPTION_ITERATIONS}" if settings["encrypt_key_file"] else None,
@@ -746,6 +754,7 @@ def publish_archive_metrics(settings, status):
 def materialize(settings, chain, staging, timings=None):
     """Copy, decrypt and decompress each backup of the chain under staging/; prepare; return the data dir.
 
+    A full backup stored prepared is not prepared again; incrementals are applied on top of it.
     Records copy_s (copy, decrypt, decompress) and prepare_s (mariabackup --prepare) in `timings`.
     """
     timings = {} if timings is None else timings
@@ -775,7 +784,8 @@ def materialize(settings, chain, staging, timings=None):
     timings["copy_s"] = round(time.monotonic() - t0, 3)
     t0 = time.monotonic()
     prepare_log = os.path.join(staging, "prepare.log")
-    run(["mariabackup", "--prepare", f"--target-dir={dirs[0]}"], log_file=prepare_log)
+    if not chain[0].get("prepared"):
+        run(["mariabackup", "--prepare", f"--target-dir={dirs[0]}"], log_file=prepare_log)
     for incremental in dirs[1:]:
         run(["mariabackup", "--prepare", f"--target-dir={dirs[0]}", f"--incremental-dir={incremental}"], log_file=prepare_log)
         shutil.rmtree(incremental)
@@ -1143,6 +1153,8 @@ def restore(settings, name=None, restore_to=None, confirm=False, ack_log=None, a
                 run(["mariabackup", "--move-back", f"--target-dir={prepared}", f"--datadir={datadir}"],
                     log_file=os.path.join(staging, "move-back.log"))
                 run(["chown", "-R", "mysql:mysql", datadir])
+                # the decompressed files reach the disk before the server trusts them
+                run(["sync", "-f", datadir])
                 timings["move_back_s"] = round(time.monotonic() - t1, 3)
                 plan["timeline"] = start_new_timeline(settings)
                 server = PrivateServer(datadir, "/run/stockdb-restore", defaults_file=settings["mysql_config"])

@@ -72,6 +72,8 @@ def test_the_restore_used_the_encrypted_incremental_chain_and_the_archived_binlo
     assert restore["backup"] == drill["incremental_backup"]["name"]
     assert drill["incremental_backup"]["parent"] == drill["full_backup"]["name"]
     assert drill["full_backup"]["encrypted"] and drill["incremental_backup"]["encrypted"]
+    # the full backup was stored prepared; the incremental was applied on top of it at restore time
+    assert drill["full_backup"]["prepared"] is True and drill["incremental_backup"]["prepared"] is False
     assert restore["binlog_files"], "nothing was replayed"
     assert restore["timings"]["replay_s"] >= 0 and restore["timings"]["downtime_s"] > 0
 
@@ -105,6 +107,7 @@ def test_the_full_backup_during_load_has_a_complete_manifest(host, drill):
     for key in ("started_at", "consistent_at", "finished_at", "duration_s", "size_bytes", "tools", "lsn"):
         assert manifest[key], key
     assert set(manifest["binlog"]) == {"file", "pos", "gtid"}
+    assert manifest["prepared"] is True and manifest["phases"]["prepare_s"] > 0
     assert manifest["files"] and all(len(f["sha256"]) == 64 for f in manifest["files"].values())
     assert all(name.endswith(".zst.enc") for name in manifest["files"])
     assert "orders" in manifest["checksums"]["tables"] and manifest["checksums"]["binlog_pos"] > 0

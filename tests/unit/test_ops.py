@@ -224,6 +224,32 @@ def test_retention_never_drops_below_the_minimum_of_full_backups(settings):
     assert ops.prune(settings, now)["backups"] == []
 
 
+# --------------------------------------------------------------------------- materialize
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_materialize_prepares_only_a_base_not_stored_prepared_then_applies_incrementals(settings, tmp_path,
+                                                                                         monkeypatch, prepared):
+    full = make_backup(settings, "20260101T030000Z-full", "2026-01-01 03:00:05")
+    inc = make_backup(settings, "20260101T120000Z-incremental", "2026-01-01 12:00:05",
+                      chain=[full["name"], "20260101T120000Z-incremental"])
+    for manifest in (full, inc):
+        manifest.update(encrypted=False, compress=None)
+    full["prepared"] = prepared
+    commands = []
+    monkeypatch.setattr(ops, "run", lambda cmd, **kwargs: commands.append(cmd))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    timings = {}
+    base = ops.materialize(settings, [full, inc], str(staging), timings)
+    assert base == str(staging / "00-full")
+    applies = [c for c in commands if c[:2] == ["mariabackup", "--prepare"]]
+    expected = [] if prepared else [["mariabackup", "--prepare", f"--target-dir={base}"]]
+    expected.append(["mariabackup", "--prepare", f"--target-dir={base}", f"--incremental-dir={staging}/01-incremental"])
+    assert applies == expected
+    assert not (staging / "01-incremental").exists() and set(timings) == {"copy_s", "prepare_s"}
+
+
 # --------------------------------------------------------------------------- failures
 
 
