@@ -12,7 +12,7 @@ description:
     cancel some of their open orders, for O(duration) seconds or until O(orders) orders in all.
   - Each order is one transaction, one round trip - C(CALL place_order(...); COMMIT) - in which the
     engine's stored procedure locks the symbol, reserves cash or shares, inserts the order, matches
-    it by price-time priority, inserts the trades and settles both sides (files/sql/0003).
+    it by price-time priority, inserts the trades and settles both sides (files/sql/0003, 0004).
     Deadlocks and lock-wait timeouts are retried up to 5 times; rejected orders (bad input,
     insufficient funds or shares) are rolled back by the procedure and counted, never half-written.
   - Writes every committed order, cancel and trade with its commit time to O(ack_log) (JSON lines).

@@ -1,8 +1,9 @@
 """The order engine's Python side: KRX price rules, and the calls of the engine's stored procedures.
 
-The engine itself is `place_order` and `cancel_order` in files/sql/0003_order_procedures.sql: one
-CALL books an order completely (validation, the symbol lock, reservation, price-time matching,
-trades, settlement of both sides, the tape), so an order is one round trip and one transaction.
+The engine itself is `place_order` (files/sql/0004_place_order_fewer_statements.sql) and
+`cancel_order` (files/sql/0003_order_procedures.sql): one CALL books an order completely
+(validation, the symbol lock, funds or shares, price-time matching, trades, settlement of both
+sides, the tape), so an order is one round trip and one transaction.
 `Engine` calls them and commits in the same round trip; a rejection (SQLSTATE 45000, message
 `stockdb:<reason>`) becomes `Rejected`, with nothing written.
 
@@ -12,7 +13,8 @@ its orders and estimates buying power with them; the seed prices its history).
 
 from collections import namedtuple
 
-# KRX tick sizes (KOSPI, 2023 rules): (upper bound exclusive, tick). Same bands as krx_tick() in SQL.
+# KRX tick sizes (KOSPI, 2023 rules): (upper bound exclusive, tick). Same bands as place_order's ELT/INTERVAL
+# in files/sql/0004 (tests/unit/test_engine.py compares them).
 TICKS = ((2_000, 1), (5_000, 5), (20_000, 10), (50_000, 50), (200_000, 100), (500_000, 500))
 TOP_TICK = 1_000
 # KRX daily price limit: ±30% of the reference price. Market buys reserve cash at the upper limit.

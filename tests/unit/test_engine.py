@@ -4,8 +4,13 @@ Matching itself runs in the stored procedure place_order; tests/integration/test
 through price-time priority, partial and market fills, self-trade prevention and every rejection.
 """
 
+import re
+from pathlib import Path
+
 import pytest
 from ansible.module_utils.stockdb.engine import (
+    TICKS,
+    TOP_TICK,
     Rejected,
     lower_limit,
     rejection,
@@ -20,6 +25,16 @@ from ansible.module_utils.stockdb.engine import (
                                              (200_000, 500), (499_500, 500), (500_000, 1_000), (1_234_000, 1_000)])
 def test_krx_tick_sizes(price, tick):
     assert tick_size(price) == tick
+
+
+def test_the_procedure_uses_the_same_tick_bands():
+    """place_order computes ticks inline as ELT(INTERVAL(x, bounds...) + 1, ticks...): same bands as TICKS."""
+    sql = (Path(__file__).parents[2] / "files/sql/0004_place_order_fewer_statements.sql").read_text()
+    uses = re.findall(r"ELT\(INTERVAL\(\w+, ([\d, ]+)\) \+ 1, ([\d, ]+)\)", sql)
+    assert len(uses) == 3
+    for bounds, ticks in uses:
+        assert [int(b) for b in bounds.split(",")] == [bound for bound, _ in TICKS]
+        assert [int(t) for t in ticks.split(",")] == [tick for _, tick in TICKS] + [TOP_TICK]
 
 
 def test_prices_round_to_a_valid_tick():
