@@ -208,3 +208,6 @@ def test_the_timers_are_scheduled(host, drill):
         assert timer in timers
         assert host.service(timer).is_enabled
     assert "OnCalendar=*-*-* 03:00:00 " in host.check_output("systemctl show -p TimersCalendar stockdb-backup.timer")
+    # under memory pressure the kernel kills a job, never MariaDB
+    for job in ("stockdb-backup", "stockdb-backup-verify", "stockdb-healthcheck"):
+        assert host.check_output(f"systemctl show -p OOMScoreAdjust {job}.service").strip() == "OOMScoreAdjust=1000"

@@ -7,6 +7,8 @@ the binlog archive's order and gaps, and what a failed backup leaves behind.
 
 import json
 import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -272,6 +274,16 @@ def test_a_failed_backup_leaves_no_directory_and_writes_log_metrics_and_alert(se
     assert " FIRING critical StockdbBackupFailed " in alert and "type=full" in alert and "Access denied" in alert
     assert "FAILED type=full: mariabackup exited 1" in open(os.path.join(settings["log_dir"], "backup.log"),
                                                             encoding="utf-8").read()
+
+
+def test_jobs_run_niced_and_first_in_line_for_the_oom_killer():
+    # in a child process: the test runner keeps its own priority
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from stockdb import ops; ops.lower_priority(); "
+            "print(os.nice(0), open('/proc/self/oom_score_adj').read().strip())")
+    module_utils = os.path.join(os.path.dirname(__file__), "..", "..", "module_utils")
+    out = subprocess.run([sys.executable, "-c", code, module_utils], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["10", "1000"]
 
 
 def test_an_incremental_needs_a_full_backup_first(settings):
