@@ -61,6 +61,7 @@ DEFAULTS = dict(
     parallel=2,
     throttle=0,
     prepare=True,
+    prepare_memory_mb=128,
     table_checksums=True,
     retention_days=7,
     retention_min_full=2,
@@ -123,6 +124,9 @@ def validate_settings(s):
         problems.append(f"throttle={s['throttle']} must be >= 0 (0 = unlimited)")
     if int(s["parallel"]) < 1:
         problems.append(f"parallel={s['parallel']} must be >= 1")
+    for key in ("prepare_memory_mb", "verify_buffer_pool_mb"):
+        if int(s[key]) < 32:
+            problems.append(f"{key}={s[key]} must be >= 32 (MiB)")
     if int(s["retention_days"]) < 1 or int(s["retention_min_full"]) < 1:
         problems.append("retention_days and retention_min_full must be >= 1")
     if s["encrypt_key_file"] and not os.path.isfile(s["encrypt_key_file"]):
@@ -456,6 +460,14 @@ def _compress_and_encrypt(settings, root):
         openssl_files(root, settings["encrypt_key_file"], ENCRYPTION_ITERATIONS, False, settings["parallel"])
 
 
+def prepare_command(settings, target, incremental=None):
+    """mariabackup --prepare of target (applying an incremental to it), in a bounded buffer pool."""
+    cmd = ["mariabackup", "--prepare", f"--target-dir={target}", f"--use-memory={int(settings['prepare_memory_mb'])}M"]
+    if incremental:
+        cmd.append(f"--incremental-dir={incremental}")
+    return cmd
+
+
 def take_backup(settings, kind="full"):
     """Take one backup; returns its manifest. On failure nothing under backups/ looks valid."""
     if kind not in KINDS:
@@ -499,7 +511,7 @@ def take_backup(settings, kind="full"):
         prepared = kind == "full" and bool(settings["prepare"])
         t1 = time.monotonic()
         if prepared:
-            run(["mariabackup", "--prepare", f"--target-dir={data}"], log_file=os.path.join(work, "mariabackup.log"))
+            run(prepare_command(settings, data), log_file=os.path.join(work, "mariabackup.log"))
         phases["prepare_s"] = round(time.monotonic() - t1, 3)
         t1 = time.monotonic()
         checksums = snapshot_checksums(settings) if settings["table_checksums"] else None
@@ -792,9 +804,9 @@ def materialize(settings, chain, staging, timings=None):
     t0 = time.monotonic()
     prepare_log = os.path.join(staging, "prepare.log")
     if not chain[0].get("prepared"):
-        run(["mariabackup", "--prepare", f"--target-dir={dirs[0]}"], log_file=prepare_log)
+        run(prepare_command(settings, dirs[0]), log_file=prepare_log)
     for incremental in dirs[1:]:
-        run(["mariabackup", "--prepare", f"--target-dir={dirs[0]}", f"--incremental-dir={incremental}"], log_file=prepare_log)
+        run(prepare_command(settings, dirs[0], incremental), log_file=prepare_log)
         shutil.rmtree(incremental)
     timings["prepare_s"] = round(time.monotonic() - t0, 3)
     return dirs[0]

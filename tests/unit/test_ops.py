@@ -62,6 +62,8 @@ def test_settings_refuse_unknown_keys_and_unsafe_paths(tmp_path):
         ops.settings_from(None, dict(compress_level=25))
     with pytest.raises(ops.OpsError, match="absolute path other than /"):
         ops.settings_from(None, dict(backup_dir="/"))
+    with pytest.raises(ops.OpsError, match=r"prepare_memory_mb=8 must be >= 32"):
+        ops.settings_from(None, dict(prepare_memory_mb=8))
     with pytest.raises(ops.OpsError, match="does not exist"):
         ops.settings_from(str(tmp_path / "missing.json"))
 
@@ -246,8 +248,10 @@ def test_materialize_prepares_only_a_base_not_stored_prepared_then_applies_incre
     base = ops.materialize(settings, [full, inc], str(staging), timings)
     assert base == str(staging / "00-full")
     applies = [c for c in commands if c[:2] == ["mariabackup", "--prepare"]]
-    expected = [] if prepared else [["mariabackup", "--prepare", f"--target-dir={base}"]]
-    expected.append(["mariabackup", "--prepare", f"--target-dir={base}", f"--incremental-dir={staging}/01-incremental"])
+    memory = f"--use-memory={settings['prepare_memory_mb']}M"
+    expected = [] if prepared else [["mariabackup", "--prepare", f"--target-dir={base}", memory]]
+    expected.append(["mariabackup", "--prepare", f"--target-dir={base}", memory,
+                     f"--incremental-dir={staging}/01-incremental"])
     assert applies == expected
     assert not (staging / "01-incremental").exists() and set(timings) == {"copy_s", "prepare_s"}
 
