@@ -280,6 +280,30 @@ def test_a_failed_backup_leaves_no_directory_and_writes_log_metrics_and_alert(se
                                                             encoding="utf-8").read()
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux only")
+def test_after_the_copy_a_backup_runs_its_tools_on_idle_cpu_only_and_restores_the_policy(settings, monkeypatch):
+    seen = []
+
+    def fake_run(cmd, **kwargs):
+        seen.append((cmd[0], cmd[1], os.sched_getscheduler(0)))
+        if cmd[:2] == ["mariabackup", f"--defaults-extra-file={settings['defaults_file']}"]:
+            data = next(c.split("=", 1)[1] for c in cmd if c.startswith("--target-dir="))
+            os.makedirs(data)
+            with open(os.path.join(data, "xtrabackup_binlog_info"), "w", encoding="utf-8") as handle:
+                handle.write("binlog.000001 4 0-1-10\n")
+            with open(os.path.join(data, "xtrabackup_checkpoints"), "w", encoding="utf-8") as handle:
+                handle.write("backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 100\n")
+
+    monkeypatch.setattr(ops, "run", fake_run)
+    settings.update(table_checksums=False)
+    policy = os.sched_getscheduler(0)
+    manifest = ops.take_backup(settings, "full")
+    assert manifest["prepared"] is True
+    assert seen == [("mariabackup", f"--defaults-extra-file={settings['defaults_file']}", policy),
+                    ("mariabackup", "--prepare", os.SCHED_IDLE), ("zstd", "-q", os.SCHED_IDLE)]
+    assert os.sched_getscheduler(0) == policy
+
+
 def test_jobs_run_niced_and_first_in_line_for_the_oom_killer():
     # in a child process: the test runner keeps its own priority
     code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from stockdb import ops; ops.lower_priority(); "
