@@ -1,4 +1,4 @@
-"""Documentation of the options stockdb_backup and stockdb_restore share (module_utils/stockdb/ops.py)."""
+"""Documentation of the options stockdb_backup and stockdb_restore share (module_utils/stockdb/ops/)."""
 
 
 class ModuleDocFragment:
@@ -9,7 +9,7 @@ options:
       - JSON settings written by the backup role (backup directory, option files, compression,
         encryption key, retention, metrics and log directories). Options given to the module win.
     type: path
-    default: /etc/stockdb/backup.json
+    default: /etc/stockdb/ops.json
   backup_dir:
     description: Backup area (C(backups/) and the binlog archive C(binlog/)); default from O(config).
     type: path

@@ -73,7 +73,7 @@ backups:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.stockdb import ops
+from ansible.module_utils.stockdb.ops import OpsError, catalogue, jobs, settings
 
 SUMMARY = ("name", "type", "timeline", "consistent_at", "size_bytes", "binlog", "chain")
 
@@ -82,29 +82,30 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             action=dict(type="str", choices=["backup", "verify", "list"], default="backup"),
-            type=dict(type="str", choices=list(ops.KINDS), default="full"),
+            type=dict(type="str", choices=list(catalogue.KINDS), default="full"),
             backup=dict(type="str"),
             logical_dump=dict(type="bool"),
-            config=dict(type="path", default="/etc/stockdb/backup.json"),
+            config=dict(type="path", default=settings.CONFIG),
             backup_dir=dict(type="path"),
             encrypt_key_file=dict(type="path", no_log=False),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    if p["backup"] and not ops.BACKUP_NAME.match(p["backup"]):
+    if p["backup"] and not catalogue.BACKUP_NAME.match(p["backup"]):
         module.fail_json(msg=f"backup={p['backup']!r} is not a backup name like 20261124T030000Z-full")
     try:
-        settings = ops.settings_from(p["config"], dict(backup_dir=p["backup_dir"], encrypt_key_file=p["encrypt_key_file"],
-                                                       logical_dump=p["logical_dump"]))
-        result = dict(changed=False)
+        s = settings.load(p["config"], dict(backup_dir=p["backup_dir"], encrypt_key_file=p["encrypt_key_file"],
+                                            logical_dump=p["logical_dump"]))
+        # check mode: a backup would always add one; a verification changes no data
+        result = dict(changed=p["action"] == "backup")
         if p["action"] == "backup" and not module.check_mode:
-            manifest, pruned = ops.backup_job(settings, p["type"])
-            result.update(changed=True, backup={k: v for k, v in manifest.items() if k != "files"}, pruned=pruned)
+            manifest, pruned = jobs.backup_job(s, p["type"])
+            result.update(backup={k: v for k, v in manifest.items() if k != "files"}, pruned=pruned)
         elif p["action"] == "verify" and not module.check_mode:
-            result["verify"] = ops.verify_job(settings, p["backup"])
-        result["backups"] = [{k: b[k] for k in SUMMARY} for b in ops.list_backups(settings)]
-    except ops.OpsError as exc:
+            result["verify"] = jobs.verify_job(s, p["backup"])
+        result["backups"] = [{k: b[k] for k in SUMMARY} for b in catalogue.list_backups(s)]
+    except OpsError as exc:
         module.fail_json(msg=str(exc))
     if result.get("verify", {}).get("problems"):
         problems = "; ".join(result["verify"]["problems"])

@@ -82,7 +82,7 @@ dropped:
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.stockdb import ops
+from ansible.module_utils.stockdb.ops import OpsError, catalogue, restore, settings
 
 ACK_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
 
@@ -96,7 +96,7 @@ def main():
             drop_replaced=dict(type="bool", default=False),
             ack_log=dict(type="path"),
             ack_until=dict(type="str"),
-            config=dict(type="path", default="/etc/stockdb/backup.json"),
+            config=dict(type="path", default=settings.CONFIG),
             backup_dir=dict(type="path"),
             encrypt_key_file=dict(type="path", no_log=False),
         ),
@@ -104,27 +104,30 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p["backup"] != "latest" and not ops.BACKUP_NAME.match(p["backup"]):
+    if p["backup"] != "latest" and not catalogue.BACKUP_NAME.match(p["backup"]):
         module.fail_json(msg=f"backup={p['backup']!r} is neither 'latest' nor a backup name like 20261124T030000Z-full")
     if p["ack_until"] and not ACK_TIME.match(p["ack_until"]):
         module.fail_json(msg=f"ack_until={p['ack_until']!r} is not 'YYYY-MM-DD HH:MM:SS[.ffffff]'")
     try:
-        ops.parse_target(p["restore_to"])
-        settings = ops.settings_from(p["config"], dict(backup_dir=p["backup_dir"], encrypt_key_file=p["encrypt_key_file"]))
+        catalogue.parse_target(p["restore_to"])
+        s = settings.load(p["config"], dict(backup_dir=p["backup_dir"], encrypt_key_file=p["encrypt_key_file"]))
         if p["drop_replaced"]:
-            found = ops.replaced_datadirs(settings)
+            found = restore.replaced_datadirs(s)
             if not module.check_mode:
-                ops.drop_replaced(settings)
+                restore.drop_replaced(s)
             module.exit_json(changed=bool(found), dropped=found)
-        plan = ops.restore(settings, p["backup"], p["restore_to"], p["confirm"], p["ack_log"], p["ack_until"],
-                           dry_run=module.check_mode)
-    except ops.OpsError as exc:
+        plan = restore.restore(s, p["backup"], p["restore_to"], p["confirm"], p["ack_log"], p["ack_until"],
+                               dry_run=module.check_mode)
+    except OpsError as exc:
         module.fail_json(msg=str(exc))
-    check = plan.get("check")
-    if check and not check["ok"]:
+    if module.check_mode:
+        # a restore replaces the datadir whenever it is allowed to run
+        module.exit_json(changed=not plan["refused"], restore=plan)
+    check = plan["check"]
+    if not check["ok"]:
         module.fail_json(msg="restored, and the server runs, but the invariants fail: " + " | ".join(check["failures"]),
                          changed=True, restore=plan)
-    module.exit_json(changed=not module.check_mode, restore=plan)
+    module.exit_json(changed=True, restore=plan)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""The periodic health check (성능 상태 점검) of a MariaDB server: six read-only checks and their outputs.
+"""The periodic health check (성능 상태 점검) of a MariaDB server: reachability and six read-only checks.
 
 Pure standard library and no Ansible imports: the stockdb-ops command started by a systemd timer runs it
 as well as Ansible. One run needs an account with PROCESS (INNODB_TRX) and SLAVE MONITOR (SHOW ALL SLAVES
 STATUS). Each check returns {"ok", "value", "threshold", "detail"}; a check breaches when value > threshold.
+  server             1 when the server cannot be reached (then only the disk check runs besides)
   connections        Threads_connected / @@max_connections
   slow_queries       new slow queries since the previous run (Slow_queries delta; first run 0)
   long_transactions  InnoDB transactions open longer than long_transaction_seconds (allowed: 0)
@@ -22,11 +23,11 @@ DEFAULTS = dict(
     lock_waits_max=0,
     lock_wait_seconds=5,
     disk_max_ratio=0.85,
-    disk_paths=["/var/lib/mysql"],
+    disk_paths=["/var/lib/mysql", "/var/backups/stockdb", "/var/log"],
     replication_lag_max_seconds=60,
 )
 
-CHECK_NAMES = ("connections", "slow_queries", "long_transactions", "lock_waits", "disk", "replication")
+CHECK_NAMES = ("server", "connections", "slow_queries", "long_transactions", "lock_waits", "disk", "replication")
 
 
 def _check(value, threshold, detail):
@@ -136,18 +137,22 @@ CHECKS = (
 )
 
 
-def run(cursor, settings, state, now=None, disk_usage=shutil.disk_usage):
+def run(cursor, settings, state, now=None, disk_usage=shutil.disk_usage, unreachable=None):
     """Run every check; returns ({check: {"ok", "value", "threshold", "detail"}}, state for the next run).
 
     settings override DEFAULTS. The state keeps the Slow_queries counter (kept from the previous run when
-    it cannot be read), the breached checks, and the run time.
+    it cannot be read), the breached checks, and the run time. With `unreachable` (why the server could
+    not be reached; cursor None) the `server` check breaches and only the disk check runs besides: one
+    cause, one alert (the checks that need the server report again once it answers).
     """
     settings = {**DEFAULTS, **(settings or {})}
     state = state or {}
     now = now or datetime.now(timezone.utc)
     new_state = dict(state)
-    result = {}
+    result = dict(server=_check(1 if unreachable else 0, 0, f"unreachable: {unreachable}" if unreachable else "answering"))
     for name, function, threshold_key in CHECKS:
+        if unreachable and name != "disk":
+            continue
         try:
             result[name] = function(cursor, settings, state, new_state, disk_usage)
         except Exception as exc:  # a missing privilege or a lost connection fails one check, not the run

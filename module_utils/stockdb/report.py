@@ -90,6 +90,18 @@ def append_alert(path, status, severity, name, labels, summary):
     return line
 
 
+def append_log(log_dir, job, line):
+    """Append one summary line to <log_dir>/<job>.log (rotated by logrotate); returns the line.
+
+    Skipped when the directory does not exist (a host the backup role has not provisioned).
+    """
+    text = f"{utc_stamp()} {' | '.join(str(line).splitlines())}"
+    if log_dir and os.path.isdir(log_dir):
+        with open(os.path.join(log_dir, job + ".log"), "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    return text
+
+
 def load_state(path):
     """JSON state kept between runs (counters, last values); {} when absent or unreadable."""
     try:

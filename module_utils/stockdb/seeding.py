@@ -11,7 +11,7 @@ history, so every invariant holds on the loaded data.
 import random
 from datetime import datetime, timedelta
 
-from ansible.module_utils.stockdb.engine import round_to_tick
+from .engine import round_to_tick
 
 # Issued shares for the listings without a price or market cap.
 DEFAULT_ISSUED = 1_000_000

@@ -16,8 +16,8 @@ import random
 import time
 from datetime import datetime, timezone
 
-from ansible.module_utils.stockdb import db
-from ansible.module_utils.stockdb.engine import Engine, Rejected, round_to_tick
+from . import db
+from .engine import Engine, Rejected, round_to_tick
 
 MAX_RETRIES = 5
 # placed: orders committed; cancels: cancel requests committed; cancelled: orders that ended cancelled

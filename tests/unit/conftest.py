@@ -1,5 +1,6 @@
 """Shared fixtures of the unit tests: the repository root and a role-variable renderer."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,12 +9,8 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 REPO = Path(__file__).resolve().parents[2]
-
-# Let the tests import the project's module_utils as Ansible modules do (ansible.module_utils.stockdb).
-import ansible.module_utils  # noqa: E402
-
-if str(REPO / "module_utils") not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(str(REPO / "module_utils"))
+# Nothing compiled lands in module_utils/stockdb, which roles/backup copies whole to the hosts.
+sys.dont_write_bytecode = True
 
 
 def _trusted(value):

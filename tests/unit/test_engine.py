@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.stockdb.engine import (
+from stockdb.engine import (
     TICKS,
     TOP_TICK,
     Rejected,

@@ -4,7 +4,7 @@ from collections import namedtuple
 from datetime import datetime, timezone
 
 import pytest
-from ansible.module_utils.stockdb import health, report
+from stockdb import health, report
 
 NOW = datetime(2026, 11, 24, 3, 0, 15, tzinfo=timezone.utc)
 Usage = namedtuple("Usage", "total used free")
@@ -240,7 +240,7 @@ def test_metrics_through_format_metrics():
     assert 'stockdb_health_check_threshold{check="long_transactions"} 0' in lines
     # a failed check has no value to report
     assert not any(line.startswith('stockdb_health_check_value{check="long_transactions"}') for line in lines)
-    assert sum(line.startswith("stockdb_health_check_ok{") for line in lines) == 6
+    assert sum(line.startswith("stockdb_health_check_ok{") for line in lines) == 7
     assert any(line.startswith("stockdb_health_last_run_timestamp_seconds ") for line in lines)
 
 
@@ -251,7 +251,7 @@ def test_last_run_timestamp_is_exact():
 
 def test_log_line_ok():
     result, _ = health.run(FakeCursor(slaves=[slave(lag=2)]), {}, {"slow_queries": 0}, NOW, HEALTHY_DISK)
-    assert health.log_line(result, NOW) == ("2026-11-24T03:00:15Z health ok connections=0.04/0.8 slow_queries=0/10 "
+    assert health.log_line(result, NOW) == ("2026-11-24T03:00:15Z health ok server=0/0 connections=0.04/0.8 slow_queries=0/10 "
                                             "long_transactions=0/0 lock_waits=0/0 disk=0.5/0.85 replication=2/60")
 
 
@@ -260,6 +260,15 @@ def test_log_line_breach_lists_breached_checks_first():
     result, _ = health.run(cursor, {}, {"slow_queries": 0}, NOW, disks(var_lib_mysql=0.9))
     line = health.log_line(result, NOW)
     assert line.startswith("2026-11-24T03:00:15Z health BREACH slow_queries=30/10 long_transactions=error/0 "
-                           "lock_waits=error/0 disk=0.9/0.85 connections=0.04/0.8 replication=0/60 :: "
+                           "lock_waits=error/0 disk=0.9/0.85 server=0/0 connections=0.04/0.8 replication=0/60 :: "
                            "slow_queries: Slow_queries 0 -> 30; long_transactions: failed: (1227"), line
     assert "\n" not in line
+
+
+def test_an_unreachable_server_is_one_breach_and_the_disk_is_still_checked():
+    result, state = health.run(None, {}, {}, NOW, HEALTHY_DISK, unreachable="MariaDB error 2002: no socket")
+    assert list(result) == ["server", "disk"]
+    assert result["server"] == {"ok": False, "value": 1, "threshold": 0, "detail": "unreachable: MariaDB error 2002: no socket"}
+    assert result["disk"]["ok"] is True and state["breached"] == ["server"]
+    assert health.alert_transitions(result, {}) == [
+        ("FIRING", "warning", "StockdbHealthCheckBreach", {"check": "server"}, "unreachable: MariaDB error 2002: no socket")]

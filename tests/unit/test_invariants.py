@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from ansible.module_utils.stockdb import invariants
-from ansible.module_utils.stockdb.simulator import percentile
+from stockdb import invariants
+from stockdb.simulator import percentile
 
 
 def write_log(path, entries):

@@ -1,9 +1,9 @@
 """Migration discovery and planning: order, checksums, refusals."""
 
 import pytest
-from ansible.module_utils.stockdb import migrations
-from ansible.module_utils.stockdb.migrations import MigrationError
 from conftest import REPO
+from stockdb import migrations
+from stockdb.migrations import MigrationError
 
 FILES = [("0001_first.sql", "CREATE TABLE a (id INT);\n"), ("0002_second.sql", "-- two\nCREATE TABLE b (\n id INT\n);\n")]
 

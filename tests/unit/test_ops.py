@@ -1,4 +1,4 @@
-"""Unit tests of the backup catalogue logic (module_utils/stockdb/ops.py) on temporary directories.
+"""Unit tests of the operations package (module_utils/stockdb/ops/) on temporary directories.
 
 What needs MariaDB (mariabackup, replay, the private server) runs for real in the Molecule `ops`
 scenario; here: settings, targets, manifests against files, retention, backup choice for a point,
@@ -12,12 +12,15 @@ import sys
 from datetime import datetime, timezone
 
 import pytest
-from ansible.module_utils.stockdb import ops, report
+from conftest import REPO
+from stockdb import report
+from stockdb.ops import OpsError, archive, backup, catalogue, host, integrity, jobs, mariabackup, restore
+from stockdb.ops import settings as ops_settings
 
 
 @pytest.fixture
 def settings(tmp_path):
-    s = ops.settings_from(None, dict(backup_dir=str(tmp_path / "backup"), datadir=str(tmp_path / "mysql"),
+    s = ops_settings.load(None, dict(backup_dir=str(tmp_path / "backup"), datadir=str(tmp_path / "mysql"),
                                      verify_dir=str(tmp_path / "verify"), state_dir=str(tmp_path / "state"),
                                      metrics_dir=str(tmp_path / "textfile"), log_dir=str(tmp_path / "log"),
                                      alert_log=str(tmp_path / "log" / "alerts.log"), lock_timeout=1))
@@ -27,20 +30,20 @@ def settings(tmp_path):
 
 
 def make_backup(settings, name, consistent_at, timeline=1, binlog="binlog.000001", gtid="0-1-10", chain=None):
-    path = os.path.join(ops.backups_root(settings), name)
+    path = os.path.join(catalogue.backups_root(settings), name)
     os.makedirs(os.path.join(path, "data"))
     with open(os.path.join(path, "data", "ibdata1.zst"), "wb") as handle:
         handle.write(name.encode() * 100)
     manifest = dict(name=name, type=name.split("-")[1], timeline=timeline, consistent_at=consistent_at,
                     binlog=dict(file=binlog, pos=4, gtid=gtid), chain=chain or [name], data_bytes=10)
-    manifest["files"] = ops.file_inventory(path)
+    manifest["files"] = integrity.file_inventory(path)
     with open(os.path.join(path, "manifest.json"), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
     return dict(manifest, path=path)
 
 
-def archive(settings, timeline, *names, size=100):
-    directory = os.path.join(ops.binlog_root(settings), str(timeline))
+def archive_files(settings, timeline, *names, size=100):
+    directory = os.path.join(archive.binlog_root(settings), str(timeline))
     os.makedirs(directory, exist_ok=True)
     for name in names:
         with open(os.path.join(directory, name), "wb") as handle:
@@ -54,42 +57,42 @@ def archive(settings, timeline, *names, size=100):
 def test_settings_refuse_unknown_keys_and_unsafe_paths(tmp_path):
     config = tmp_path / "backup.json"
     config.write_text(json.dumps({"backup_dri": "/x"}))
-    with pytest.raises(ops.OpsError, match=r"unknown settings \['backup_dri'\]"):
-        ops.settings_from(str(config))
-    with pytest.raises(ops.OpsError, match="must not be inside the datadir"):
-        ops.settings_from(None, dict(backup_dir="/var/lib/mysql/backups"))
-    with pytest.raises(ops.OpsError, match="compress_level=25"):
-        ops.settings_from(None, dict(compress_level=25))
-    with pytest.raises(ops.OpsError, match="absolute path other than /"):
-        ops.settings_from(None, dict(backup_dir="/"))
-    with pytest.raises(ops.OpsError, match=r"prepare_memory_mb=8 must be >= 32"):
-        ops.settings_from(None, dict(prepare_memory_mb=8))
-    with pytest.raises(ops.OpsError, match="does not exist"):
-        ops.settings_from(str(tmp_path / "missing.json"))
+    with pytest.raises(OpsError, match=r"unknown settings \['backup_dri'\]"):
+        ops_settings.load(str(config))
+    with pytest.raises(OpsError, match="must not be inside the datadir"):
+        ops_settings.load(None, dict(backup_dir="/var/lib/mysql/backups"))
+    with pytest.raises(OpsError, match="compress_level=25"):
+        ops_settings.load(None, dict(compress_level=25))
+    with pytest.raises(OpsError, match="absolute path other than /"):
+        ops_settings.load(None, dict(backup_dir="/"))
+    with pytest.raises(OpsError, match=r"prepare_memory_mb=8 must be >= 32"):
+        ops_settings.load(None, dict(prepare_memory_mb=8))
+    with pytest.raises(OpsError, match="does not exist"):
+        ops_settings.load(str(tmp_path / "missing.json"))
 
 
 def test_settings_file_then_overrides(tmp_path):
     config = tmp_path / "backup.json"
     config.write_text(json.dumps({"retention_days": 3, "logical_dump": True}))
-    s = ops.settings_from(str(config), dict(logical_dump=False, backup_dir=None))
-    assert s["retention_days"] == 3 and s["logical_dump"] is False and s["backup_dir"] == ops.DEFAULTS["backup_dir"]
+    s = ops_settings.load(str(config), dict(logical_dump=False, backup_dir=None))
+    assert s["retention_days"] == 3 and s["logical_dump"] is False and s["backup_dir"] == ops_settings.DEFAULTS["backup_dir"]
 
 
 @pytest.mark.parametrize("text, kind", [("2026-11-24 14:02:07", "time"), ("0-1-1234", "gtid"),
                                         ("0-1-5,1-2-7", "gtid"), ("end", "end"), (None, None), ("", None)])
 def test_targets(text, kind):
-    target = ops.parse_target(text)
+    target = catalogue.parse_target(text)
     assert (target or {}).get("kind") == kind
 
 
 @pytest.mark.parametrize("text", ["2026-11-24T14:02:07", "2026-02-30 10:00:00", "yesterday", "0-1", "1234", "0-1-x"])
 def test_bad_targets_are_refused_naming_the_formats(text):
-    with pytest.raises(ops.OpsError, match="restore_to="):
-        ops.parse_target(text)
+    with pytest.raises(OpsError, match="restore_to="):
+        catalogue.parse_target(text)
 
 
 def test_gtid_target_knows_each_domain():
-    assert ops.parse_target("0-1-5,1-2-7")["seqs"] == {0: 5, 1: 7}
+    assert catalogue.parse_target("0-1-5,1-2-7")["seqs"] == {0: 5, 1: 7}
 
 
 # --------------------------------------------------------------------------- manifest against files
@@ -99,8 +102,8 @@ def test_check_files_names_corrupted_missing_resized_and_extra_files(settings):
     backup = make_backup(settings, "20261124T030000Z-full", "2026-11-24T03:00:01Z")
     with open(os.path.join(backup["path"], "data", "more.zst"), "wb") as handle:
         handle.write(b"abc")
-    backup["files"] = ops.file_inventory(backup["path"])
-    assert ops.check_files(backup) == []
+    backup["files"] = integrity.file_inventory(backup["path"])
+    assert integrity.check_files(backup) == []
     data = os.path.join(backup["path"], "data", "ibdata1.zst")
     with open(data, "r+b") as handle:
         handle.seek(5)
@@ -109,18 +112,18 @@ def test_check_files_names_corrupted_missing_resized_and_extra_files(settings):
         handle.write(b"d")
     with open(os.path.join(backup["path"], "stray"), "w", encoding="utf-8") as handle:
         handle.write("?")
-    problems = ops.check_files(backup)
+    problems = integrity.check_files(backup)
     assert "20261124T030000Z-full/data/ibdata1.zst: sha256 differs from the manifest (corrupted)" in problems
     assert "20261124T030000Z-full/data/more.zst: size 4 != 3 in the manifest" in problems
     assert "20261124T030000Z-full/stray: not in the manifest" in problems
     os.unlink(data)
-    assert "20261124T030000Z-full/data/ibdata1.zst: missing" in ops.check_files(backup)
+    assert "20261124T030000Z-full/data/ibdata1.zst: missing" in integrity.check_files(backup)
 
 
 def test_compare_checksums_names_tables():
     expected = {"orders": {"rows": 3, "checksum": 10}, "trades": {"rows": 1, "checksum": 5}}
-    assert ops.compare_checksums(expected, dict(expected)) == []
-    problems = ops.compare_checksums(expected, {"orders": {"rows": 2, "checksum": 9}, "extra": {"rows": 0, "checksum": 0}})
+    assert integrity.compare_checksums(expected, dict(expected)) == []
+    problems = integrity.compare_checksums(expected, {"orders": {"rows": 2, "checksum": 9}, "extra": {"rows": 0, "checksum": 0}})
     assert problems == ["table orders: 2 rows checksum 9, manifest 3 rows checksum 10", "table trades: missing",
                         "table extra: not in the manifest"]
 
@@ -130,11 +133,11 @@ def test_compare_checksums_names_tables():
 
 def test_list_ignores_partial_and_foreign_directories(settings):
     make_backup(settings, "20261124T030000Z-full", "2026-11-24T03:00:01Z")
-    os.makedirs(os.path.join(ops.backups_root(settings), ".partial-20261125T030000Z-full", "data"))
-    os.makedirs(os.path.join(ops.backups_root(settings), "notes"))
-    assert [b["name"] for b in ops.list_backups(settings)] == ["20261124T030000Z-full"]
-    with pytest.raises(ops.OpsError, match="backup '20261101T030000Z-full' not found"):
-        ops.find_backup(settings, "20261101T030000Z-full")
+    os.makedirs(os.path.join(catalogue.backups_root(settings), ".partial-20261125T030000Z-full", "data"))
+    os.makedirs(os.path.join(catalogue.backups_root(settings), "notes"))
+    assert [b["name"] for b in catalogue.list_backups(settings)] == ["20261124T030000Z-full"]
+    with pytest.raises(OpsError, match="backup '20261101T030000Z-full' not found"):
+        catalogue.find_backup(settings, "20261101T030000Z-full")
 
 
 def test_a_point_picks_the_newest_backup_before_it_in_the_current_timeline(settings):
@@ -142,31 +145,31 @@ def test_a_point_picks_the_newest_backup_before_it_in_the_current_timeline(setti
     make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z", gtid="0-1-200")
     make_backup(settings, "20261123T120000Z-incremental", "2026-11-23T12:00:05Z", gtid="0-1-250",
                 chain=["20261123T030000Z-full", "20261123T120000Z-incremental"])
-    pick = ops.pick_backup
-    assert pick(settings, None, ops.parse_target("2026-11-23 11:00:00"))["name"] == "20261123T030000Z-full"
-    assert pick(settings, None, ops.parse_target("2026-11-23 12:00:05"))["name"] == "20261123T120000Z-incremental"
-    assert pick(settings, None, ops.parse_target("0-1-199"))["name"] == "20261122T030000Z-full"
-    assert pick(settings, None, ops.parse_target("end"))["name"] == "20261123T120000Z-incremental"
-    assert pick(settings, "20261122T030000Z-full", ops.parse_target("end"))["name"] == "20261122T030000Z-full"
-    with pytest.raises(ops.OpsError, match="no backup of the current binlog timeline 1 is older than restore_to=0-1-50"):
-        pick(settings, None, ops.parse_target("0-1-50"))
-    chain = ops.chain_of(settings, ops.find_backup(settings, "20261123T120000Z-incremental"))
+    pick = catalogue.pick_backup
+    assert pick(settings, None, catalogue.parse_target("2026-11-23 11:00:00"))["name"] == "20261123T030000Z-full"
+    assert pick(settings, None, catalogue.parse_target("2026-11-23 12:00:05"))["name"] == "20261123T120000Z-incremental"
+    assert pick(settings, None, catalogue.parse_target("0-1-199"))["name"] == "20261122T030000Z-full"
+    assert pick(settings, None, catalogue.parse_target("end"))["name"] == "20261123T120000Z-incremental"
+    assert pick(settings, "20261122T030000Z-full", catalogue.parse_target("end"))["name"] == "20261122T030000Z-full"
+    with pytest.raises(OpsError, match="no backup of the current binlog timeline 1 is older than restore_to=0-1-50"):
+        pick(settings, None, catalogue.parse_target("0-1-50"))
+    chain = catalogue.chain_of(settings, catalogue.find_backup(settings, "20261123T120000Z-incremental"))
     assert [b["name"] for b in chain] == ["20261123T030000Z-full", "20261123T120000Z-incremental"]
 
 
 def test_after_a_restore_only_backups_of_the_new_timeline_serve_a_point(settings):
     make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z")
-    assert ops.current_timeline(settings) == 1
-    assert ops.start_new_timeline(settings) == 2
-    with pytest.raises(ops.OpsError, match="a restore starts a new timeline"):
-        ops.pick_backup(settings, None, ops.parse_target("2026-11-24 00:00:00"))
+    assert archive.current_timeline(settings) == 1
+    assert archive.start_new_timeline(settings) == 2
+    with pytest.raises(OpsError, match="a restore starts a new timeline"):
+        catalogue.pick_backup(settings, None, catalogue.parse_target("2026-11-24 00:00:00"))
 
 
 def test_an_incremental_whose_base_is_gone_is_refused(settings):
     make_backup(settings, "20261123T120000Z-incremental", "2026-11-23T12:00:05Z",
                 chain=["20261123T030000Z-full", "20261123T120000Z-incremental"])
-    with pytest.raises(ops.OpsError, match=r"needs \['20261123T030000Z-full'\], which are gone"):
-        ops.chain_of(settings, ops.find_backup(settings))
+    with pytest.raises(OpsError, match=r"needs \['20261123T030000Z-full'\], which are gone"):
+        catalogue.chain_of(settings, catalogue.find_backup(settings))
 
 
 # --------------------------------------------------------------------------- binlog archive
@@ -174,25 +177,25 @@ def test_an_incremental_whose_base_is_gone_is_refused(settings):
 
 def test_replay_files_run_from_the_backups_binlog_and_refuse_gaps(settings):
     backup = make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z", binlog="binlog.000002")
-    directory = archive(settings, 1, "binlog.000001", "binlog.000002", "binlog.000003", "binlog.000010")
-    with pytest.raises(ops.OpsError, match="has a gap before binlog.000010"):
-        ops.replay_files(settings, backup)
-    assert [os.path.basename(f) for f in ops.replay_files(settings, backup, "binlog.000003")] == ["binlog.000002",
+    directory = archive_files(settings, 1, "binlog.000001", "binlog.000002", "binlog.000003", "binlog.000010")
+    with pytest.raises(OpsError, match="has a gap before binlog.000010"):
+        archive.replay_files(settings, backup)
+    assert [os.path.basename(f) for f in archive.replay_files(settings, backup, "binlog.000003")] == ["binlog.000002",
                                                                                                    "binlog.000003"]
     os.unlink(os.path.join(directory, "binlog.000002"))
-    with pytest.raises(ops.OpsError, match="lacks binlog.000002, where backup 20261123T030000Z-full ends"):
-        ops.replay_files(settings, backup)
+    with pytest.raises(OpsError, match="lacks binlog.000002, where backup 20261123T030000Z-full ends"):
+        archive.replay_files(settings, backup)
 
 
 def test_complete_archive_copies_what_the_archiver_had_not_streamed_yet(settings, tmp_path):
-    archive(settings, 1, "binlog.000003", "binlog.000004", size=100)
+    archive_files(settings, 1, "binlog.000003", "binlog.000004", size=100)
     datadir = tmp_path / "old-datadir"
     datadir.mkdir()
     for name, size in (("binlog.000002", 500), ("binlog.000003", 100), ("binlog.000004", 180), ("binlog.000005", 40),
                        ("binlog.index", 10), ("ibdata1", 10)):
         (datadir / name).write_bytes(b"y" * size)
-    assert ops.complete_archive(settings, 1, str(datadir)) == ["binlog.000004", "binlog.000005"]
-    assert [(n, s) for n, _, s in ops.archived_binlogs(settings, 1)] == [("binlog.000003", 100), ("binlog.000004", 180),
+    assert archive.complete_archive(settings, 1, str(datadir)) == ["binlog.000004", "binlog.000005"]
+    assert [(n, s) for n, _, s in archive.archived_binlogs(settings, 1)] == [("binlog.000003", 100), ("binlog.000004", 180),
                                                                          ("binlog.000005", 40)]
 
 
@@ -209,14 +212,14 @@ def test_retention_keeps_recent_chains_and_the_minimum_of_fulls_and_their_binlog
     make_backup(settings, "20261120T030000Z-incremental", "2026-11-20T03:00:05Z", binlog="binlog.000005",
                 chain=["20261110T030000Z-full", "20261120T030000Z-incremental"])
     make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z", binlog="binlog.000006")
-    archive(settings, 1, *[f"binlog.{n:06d}" for n in range(1, 8)])
+    archive_files(settings, 1, *[f"binlog.{n:06d}" for n in range(1, 8)])
     # an abandoned timeline without backups goes; the current one stays even without backups
-    archive(settings, 7, "binlog.000001")
-    pruned = ops.prune(settings, now)
+    archive_files(settings, 7, "binlog.000001")
+    pruned = catalogue.prune(settings, now)
     assert pruned["backups"] == ["20261101T030000Z-full", "20261102T030000Z-full", "20261103T030000Z-full"]
-    assert [b["name"] for b in ops.list_backups(settings)] == ["20261110T030000Z-full", "20261120T030000Z-incremental",
+    assert [b["name"] for b in catalogue.list_backups(settings)] == ["20261110T030000Z-full", "20261120T030000Z-incremental",
                                                               "20261123T030000Z-full"]
-    assert [n for n, _, _ in ops.archived_binlogs(settings, 1)] == ["binlog.000004", "binlog.000005", "binlog.000006",
+    assert [n for n, _, _ in archive.archived_binlogs(settings, 1)] == ["binlog.000004", "binlog.000005", "binlog.000006",
                                                                    "binlog.000007"]
     assert "timeline 7" in pruned["binlogs"]
 
@@ -225,7 +228,7 @@ def test_retention_never_drops_below_the_minimum_of_full_backups(settings):
     now = datetime(2026, 11, 24, 4, 0, tzinfo=timezone.utc)
     make_backup(settings, "20260101T030000Z-full", "2026-01-01T03:00:05Z")
     make_backup(settings, "20260102T030000Z-full", "2026-01-02T03:00:05Z")
-    assert ops.prune(settings, now)["backups"] == []
+    assert catalogue.prune(settings, now)["backups"] == []
 
 
 # --------------------------------------------------------------------------- materialize
@@ -241,11 +244,11 @@ def test_materialize_prepares_only_a_base_not_stored_prepared_then_applies_incre
         manifest.update(encrypted=False, compress=None)
     full["prepared"] = prepared
     commands = []
-    monkeypatch.setattr(ops, "run", lambda cmd, **kwargs: commands.append(cmd))
+    monkeypatch.setattr(host, "run", lambda cmd, **kwargs: commands.append(cmd))
     staging = tmp_path / "staging"
     staging.mkdir()
     timings = {}
-    base = ops.materialize(settings, [full, inc], str(staging), timings)
+    base = mariabackup.materialize(settings, [full, inc], str(staging), timings)
     assert base == str(staging / "00-full")
     applies = [c for c in commands if c[:2] == ["mariabackup", "--prepare"]]
     memory = f"--use-memory={settings['prepare_memory_mb']}M"
@@ -264,14 +267,14 @@ def test_a_failed_backup_leaves_no_directory_and_writes_log_metrics_and_alert(se
 
     def failing_run(cmd, **kwargs):
         calls.append(cmd[0])
-        os.makedirs(os.path.join(ops.backups_root(settings), os.listdir(ops.backups_root(settings))[0], "data", "x"))
-        raise ops.OpsError("mariabackup exited 1: Access denied")
+        os.makedirs(os.path.join(catalogue.backups_root(settings), os.listdir(catalogue.backups_root(settings))[0], "data", "x"))
+        raise OpsError("mariabackup exited 1: Access denied")
 
-    monkeypatch.setattr(ops, "run", failing_run)
-    with pytest.raises(ops.OpsError, match="Access denied"):
-        ops.backup_job(settings, "full")
+    monkeypatch.setattr(host, "run", failing_run)
+    with pytest.raises(OpsError, match="Access denied"):
+        jobs.backup_job(settings, "full")
     assert calls == ["mariabackup"]
-    assert os.listdir(ops.backups_root(settings)) == []
+    assert os.listdir(catalogue.backups_root(settings)) == []
     metrics = open(os.path.join(settings["metrics_dir"], "stockdb_backup.prom"), encoding="utf-8").read()
     assert "stockdb_backup_last_status 0\n" in metrics and "stockdb_backup_failures_total 1\n" in metrics
     alert = open(settings["alert_log"], encoding="utf-8").read()
@@ -294,10 +297,10 @@ def test_after_the_copy_a_backup_runs_its_tools_on_idle_cpu_only_and_restores_th
             with open(os.path.join(data, "xtrabackup_checkpoints"), "w", encoding="utf-8") as handle:
                 handle.write("backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 100\n")
 
-    monkeypatch.setattr(ops, "run", fake_run)
+    monkeypatch.setattr(host, "run", fake_run)
     settings.update(table_checksums=False)
     policy = os.sched_getscheduler(0)
-    manifest = ops.take_backup(settings, "full")
+    manifest = backup.take(settings, "full")
     assert manifest["prepared"] is True
     assert seen == [("mariabackup", f"--defaults-extra-file={settings['defaults_file']}", policy),
                     ("mariabackup", "--prepare", os.SCHED_IDLE), ("zstd", "-q", os.SCHED_IDLE)]
@@ -306,22 +309,22 @@ def test_after_the_copy_a_backup_runs_its_tools_on_idle_cpu_only_and_restores_th
 
 def test_jobs_run_niced_and_first_in_line_for_the_oom_killer():
     # in a child process: the test runner keeps its own priority
-    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from stockdb import ops; ops.lower_priority(); "
+    # in a child process, importing the package as the host's stockdb-ops does (PYTHONPATH)
+    code = ("import os; from stockdb.ops import host; host.lower_priority(); "
             "print(os.nice(0), open('/proc/self/oom_score_adj').read().strip())")
-    module_utils = os.path.join(os.path.dirname(__file__), "..", "..", "module_utils")
-    out = subprocess.run([sys.executable, "-c", code, module_utils], capture_output=True, text=True,
-                         check=True).stdout.split()
+    env = dict(os.environ, PYTHONPATH=str(REPO / "module_utils"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
     assert out == ["10", "1000"]
 
 
 def test_an_incremental_needs_a_full_backup_first(settings):
-    with pytest.raises(ops.OpsError, match="needs a full backup in timeline 1"):
-        ops.take_backup(settings, "incremental")
+    with pytest.raises(OpsError, match="needs a full backup in timeline 1"):
+        backup.take(settings, "incremental")
 
 
 def test_a_second_job_waits_for_the_lock_then_gives_up_naming_the_holder(settings):
-    with ops.ops_lock(settings), pytest.raises(ops.OpsError, match=r"another stockdb-ops job holds .*\(pid \d+ since"):
-        with ops.ops_lock(settings):
+    with host.lock(settings), pytest.raises(OpsError, match=r"another stockdb-ops job holds .*\(pid \d+ since"):
+        with host.lock(settings):
             pass
 
 
@@ -331,3 +334,89 @@ def test_textfile_values_are_exact_and_labels_escaped(tmp_path):
     with pytest.raises(ValueError, match="invalid metric name"):
         report.format_metrics([("bad-name", "h", "gauge", [])])
     assert report.write_textfile(str(tmp_path / "absent"), "x", []) is None
+
+
+# --------------------------------------------------------------------------- defects a review found
+
+
+def test_a_tools_warnings_never_land_in_the_data_it_writes_and_its_error_is_kept(tmp_path):
+    dump = tmp_path / "dump.sql"
+    with open(dump, "wb") as out:
+        host.run(["sh", "-c", "echo 'CREATE TABLE t (a INT);'; echo 'Warning: using a password' >&2"], stdout=out)
+    assert dump.read_text() == "CREATE TABLE t (a INT);\n"
+    with open(dump, "wb") as out, pytest.raises(OpsError, match="sh exited 2: Access denied for user"):
+        host.run(["sh", "-c", "echo partial; echo 'Access denied for user' >&2; exit 2"], stdout=out)
+
+
+def test_a_stopped_server_is_an_ops_error_naming_the_cause_not_a_driver_traceback(tmp_path):
+    from stockdb.ops import connection
+
+    option_file = tmp_path / "client.cnf"
+    option_file.write_text(f"[client]\nuser=nobody\nsocket={tmp_path}/absent.sock\n")
+    with pytest.raises(OpsError, match=r"cannot connect to MariaDB with the account of .*client.cnf: MariaDB error 2003"):
+        connection.connect(str(option_file))
+
+
+def test_the_health_job_reports_a_server_it_cannot_reach_in_metrics_log_and_alert_log(settings, tmp_path):
+    option_file = tmp_path / "client.cnf"
+    option_file.write_text(f"[client]\nuser=nobody\nsocket={tmp_path}/absent.sock\n")
+    settings.update(defaults_file=str(option_file), health=dict(settings["health"], disk_paths=[str(tmp_path)]))
+    outcome = jobs.health_job(settings)
+    assert not outcome.ok and "MariaDB error 2003" in outcome.problem
+    metrics = open(os.path.join(settings["metrics_dir"], "stockdb_health.prom"), encoding="utf-8").read()
+    assert 'stockdb_health_check_ok{check="server"} 0' in metrics and 'stockdb_health_check_ok{check="disk"} 1' in metrics
+    assert "stockdb_health_last_status 0\n" in metrics
+    alerts = open(settings["alert_log"], encoding="utf-8").read()
+    assert " FIRING warning StockdbHealthCheckBreach check=server " in alerts and "MariaDB error 2003" in alerts
+    assert " health BREACH server=1/0 " in open(os.path.join(settings["log_dir"], "health.log"), encoding="utf-8").read()
+
+
+def test_a_backup_killed_midway_is_removed_and_alerted_by_the_next_health_check(settings):
+    partial = os.path.join(catalogue.backups_root(settings), ".partial-20261124T030000Z-full")
+    os.makedirs(os.path.join(partial, "data"))
+    with host.lock(settings):  # a running backup: its partial is left alone
+        assert jobs.sweep_partials(settings) == []
+    assert os.path.isdir(partial)
+    assert jobs.sweep_partials(settings) == ["20261124T030000Z-full"]
+    assert not os.path.exists(partial)
+    metrics = open(os.path.join(settings["metrics_dir"], "stockdb_backup.prom"), encoding="utf-8").read()
+    assert "stockdb_backup_last_status 0\n" in metrics and "stockdb_backup_failures_total 1\n" in metrics
+    alert = open(settings["alert_log"], encoding="utf-8").read()
+    assert " FIRING critical StockdbBackupFailed " in alert and "type=full" in alert and "interrupted" in alert
+
+
+def test_a_named_backup_never_restores_to_a_later_point_than_asked(settings):
+    make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z", gtid="0-1-200")
+    for target in ("2026-11-23 02:00:00", "0-1-150"):
+        with pytest.raises(OpsError, match="cannot restore to an earlier point"):
+            catalogue.pick_backup(settings, "20261123T030000Z-full", catalogue.parse_target(target))
+    assert catalogue.pick_backup(settings, "20261123T030000Z-full", catalogue.parse_target("0-1-250"))["name"] == \
+        "20261123T030000Z-full"
+
+
+@pytest.mark.parametrize("gtid", ["0-1-5'; DROP TABLE orders; --", "0-1-5,", "x"])
+def test_a_manifest_gtid_is_validated_before_it_reaches_sql(settings, gtid):
+    make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z", gtid=gtid)
+    with pytest.raises(OpsError, match="is not a GTID list"):
+        restore.plan(settings, "20261123T030000Z-full")
+
+
+def test_identifiers_are_quoted_with_backticks_doubled():
+    sql = integrity.table_checksum_sql(["id", "we`ird"], "stock`db", "orders")
+    assert "CAST(`we``ird` AS CHAR)" in sql and "FROM `stock``db`.`orders`" in sql
+
+
+def test_an_archive_gap_is_a_metric_until_a_full_backup_covers_it(settings):
+    start, lost = archive.archiver_start([("binlog.000003", 3, 100)], ["binlog.000005", "binlog.000006"])
+    assert (start, lost) == ("binlog.000005", "binlog.000003")
+    assert archive.archiver_start([("binlog.000005", 5, 100)], ["binlog.000005", "binlog.000006"]) == ("binlog.000005", None)
+    gap = archive.record_gap(settings, 1, lost, start)
+    assert jobs.gap_metric(settings) == gap
+    assert "stockdb_binlog_archive_gap 1\n" in open(os.path.join(settings["metrics_dir"], "stockdb_binlog_archive_gap.prom"),
+                                                    encoding="utf-8").read()
+    make_backup(settings, "20200101T030000Z-full", "2020-01-01T03:00:05Z")  # older than the gap: not enough
+    assert jobs.gap_metric(settings)
+    make_backup(settings, "29991231T030000Z-full", "2999-12-31T03:00:05Z")
+    assert jobs.gap_metric(settings) is None
+    assert "stockdb_binlog_archive_gap 0\n" in open(os.path.join(settings["metrics_dir"], "stockdb_binlog_archive_gap.prom"),
+                                                    encoding="utf-8").read()

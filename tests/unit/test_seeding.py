@@ -4,8 +4,8 @@ import csv
 from collections import defaultdict
 
 import pytest
-from ansible.module_utils.stockdb import seeding
 from conftest import REPO
+from stockdb import seeding
 
 with (REPO / "files/data/kospi_2025.csv").open(encoding="utf-8") as handle:
     LISTING = list(csv.DictReader(handle))

@@ -1,0 +1,89 @@
+"""stockdb-ops: the jobs of a stockdb host, for the systemd units of roles/backup and for operators.
+
+  stockdb-ops backup [--type full|incremental]   take a backup, prune by retention
+  stockdb-ops verify [--backup NAME]             restore into a scratch server and compare
+  stockdb-ops list                               the backups kept, oldest first
+  stockdb-ops archive-binlogs                    stream binlogs into the archive (the archiver service)
+  stockdb-ops health                             the periodic health check, archive lag and gaps
+Settings: /etc/stockdb/ops.json (rendered by roles/backup), or --config FILE.
+Exit status: 0 done, 1 failed (the job's log, metrics and alert log say why), 2 bad usage.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from .. import report
+from . import OpsError, archive, catalogue, jobs, settings
+
+
+def cmd_backup(s, args):
+    manifest, pruned = jobs.backup_job(s, args.type)
+    print(json.dumps(dict(backup=manifest["name"], size_bytes=manifest["size_bytes"], duration_s=manifest["duration_s"],
+                          binlog=manifest["binlog"], pruned=pruned)))
+    return 0
+
+
+def cmd_verify(s, args):
+    result = jobs.verify_job(s, args.backup)
+    print(json.dumps(result))
+    return 0 if not result["problems"] else 1
+
+
+def cmd_list(s, args):
+    for b in catalogue.list_backups(s):
+        print(f"{b['name']}  timeline={b['timeline']}  consistent_at={b['consistent_at']}  size={b['size_bytes']}  "
+              f"gtid={b['binlog']['gtid']}  chain={','.join(b['chain'])}")
+    return 0
+
+
+def cmd_archive(s, args):
+    """Exec mariadb-binlog streaming into the current timeline (systemd supervises it and restarts it)."""
+    timeline = archive.set_timeline(s, archive.current_timeline(s))
+    start, lost = archive.archiver_start(archive.archived_binlogs(s, timeline), [n for n, _ in archive.server_binlogs(s)])
+    if lost:
+        gap = archive.record_gap(s, timeline, lost, start)
+        jobs.gap_metric(s)
+        report.append_log(s["log_dir"], "archive", f"GAP timeline={timeline} lost={lost} resumed_at={start} since={gap['at']}: "
+                                                    "purged from the server before it was archived completely; "
+                                                    "take a full backup now")
+    cmd = archive.archiver_command(s, timeline, start)
+    print("exec " + " ".join(cmd), flush=True)
+    os.execvp(cmd[0], cmd)  # noqa: S606 - systemd supervises mariadb-binlog itself
+
+
+def cmd_health(s, args):
+    outcome = jobs.health_job(s)
+    print(report.utc_stamp() + " " + (outcome.line or outcome.problem))
+    return 0 if outcome.ok else 1
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="stockdb-ops", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[2:]))
+    p.add_argument("--config", default=settings.CONFIG, help=f"JSON settings (default {settings.CONFIG})")
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("backup", help="take a backup, prune by retention")
+    b.add_argument("--type", choices=catalogue.KINDS, default="full")
+    b.set_defaults(func=cmd_backup)
+    v = sub.add_parser("verify", help="restore the newest (or a named) backup into a scratch server and compare")
+    v.add_argument("--backup", default=None, help="backup name (default: the newest)")
+    v.set_defaults(func=cmd_verify)
+    sub.add_parser("list", help="the backups kept, oldest first").set_defaults(func=cmd_list)
+    sub.add_parser("archive-binlogs", help="stream binlogs into the archive").set_defaults(func=cmd_archive)
+    sub.add_parser("health", help="the periodic health check").set_defaults(func=cmd_health)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        return args.func(settings.load(args.config), args)
+    except OpsError as exc:
+        print(f"stockdb-ops {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Restore over the live datadir: plan, execute, roll back.
+
+Downtime runs from stopping the server to starting it again; the replay happens on a private
+instance (no TCP, own socket) so no client sees a half-recovered database. The replaced datadir
+is kept aside (<datadir>.replaced-<time>); any failure after the swap puts it back and running,
+keeping the failed attempt in <datadir>.failed-restore-<time>. The invariant checks run on the
+started server, outside the downtime.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+
+from .. import report
+from . import OpsError, archive, catalogue, host, integrity, mariabackup, scratch
+
+
+def plan(settings, name=None, restore_to=None):
+    """What a restore would do, read only: the backup, its chain, the binlogs to replay, whether live data is replaced."""
+    target = catalogue.parse_target(restore_to)
+    datadir = settings["datadir"].rstrip("/")
+    manifest = catalogue.pick_backup(settings, name, target)
+    chain = catalogue.chain_of(settings, manifest)
+    if manifest["binlog"]["gtid"]:
+        catalogue.check_gtid(manifest["binlog"]["gtid"], f"the GTID in the manifest of {manifest['name']}")
+    files = archive.replay_files(settings, manifest) if target else []
+    live = host.service_active(settings["service"]) or bool(os.path.isdir(datadir) and os.listdir(datadir))
+    return dict(backup=manifest["name"], chain=[m["name"] for m in chain], restore_to=restore_to,
+                binlog_files=[os.path.basename(f) for f in files], datadir=datadir, replaced_live_datadir=live,
+                backup_gtid=manifest["binlog"]["gtid"], _manifest=manifest, _chain=chain, _target=target)
+
+
+def restore(settings, name=None, restore_to=None, confirm=False, ack_log=None, ack_until=None, dry_run=False):
+    """Replace the datadir with a backup replayed to restore_to; returns the plan with what happened."""
+    with host.lock(settings):
+        p = plan(settings, name, restore_to)
+        refusal = (f"refusing to replace the live datadir {p['datadir']} (server running or files present) "
+                   "without restore_confirm=true; the replaced files would be kept aside")
+        if dry_run:
+            return dict(_public(p), refused=refusal if p["replaced_live_datadir"] and not confirm else None)
+        if p["replaced_live_datadir"] and not confirm:
+            raise OpsError(refusal)
+        problems = [problem for m in p["_chain"] for problem in integrity.check_files(m)]
+        if problems:
+            raise OpsError(f"backup {p['backup']} fails its manifest, nothing changed: " + "; ".join(problems))
+        result = execute(settings, p)
+        t1 = time.monotonic()
+        result["check"] = integrity.check_restored(settings, None, ack_log, ack_until)
+        result["timings"]["check_s"] = round(time.monotonic() - t1, 3)
+        result["timings"]["total_s"] = round(result["timings"]["total_s"] + result["timings"]["check_s"], 3)
+    report.append_log(settings["log_dir"], "restore",
+                      f"OK {p['backup']} restore_to={restore_to or 'backup'} gtid={result['restored_gtid']} "
+                      f"downtime={result['timings']['downtime_s']}s total={result['timings']['total_s']}s "
+                      f"replaced={result['replaced_datadir']} invariants={'ok' if result['check']['ok'] else 'VIOLATED'}")
+    return result
+
+
+def _public(p):
+    return {k: v for k, v in p.items() if not k.startswith("_")}
+
+
+def execute(settings, p):
+    """Unpack and prepare while the server runs, then stop, swap, replay privately, start. Rolls back on failure."""
+    manifest, datadir = p["_manifest"], p["datadir"]
+    result = _public(p)
+    stamp = report.utc_now().strftime("%Y%m%dT%H%M%SZ")
+    staging = f"{datadir}.restore-{stamp}"
+    host.ensure_space(os.path.dirname(datadir), int(sum(m["data_bytes"] for m in p["_chain"]) * 1.1), "the restore")
+    timings = {}
+    t0 = time.monotonic()
+    try:
+        prepared = mariabackup.materialize(settings, p["_chain"], staging, timings)
+        old_timeline = archive.current_timeline(settings)
+        t_down = time.monotonic()
+        for unit in (settings["archiver_service"], settings["service"]):
+            host.systemctl("stop", unit)
+        timings["stop_s"] = round(time.monotonic() - t_down, 3)
+        replaced = f"{datadir}.replaced-{stamp}"
+        if os.path.isdir(datadir):
+            host.move_contents(datadir, replaced)
+            result["archived_from_datadir"] = archive.complete_archive(settings, old_timeline, replaced)
+        result["replaced_datadir"] = replaced
+        try:
+            t1 = time.monotonic()
+            mariabackup.move_back(prepared, datadir, os.path.join(staging, "move-back.log"))
+            timings["move_back_s"] = round(time.monotonic() - t1, 3)
+            result["timeline"] = archive.start_new_timeline(settings)
+            result["restored_gtid"] = _replay_privately(settings, manifest, p["_target"], datadir, timings, result)
+            t1 = time.monotonic()
+            host.systemctl("start", settings["service"])
+            timings["start_s"] = round(time.monotonic() - t1, 3)
+            host.systemctl("start", settings["archiver_service"])
+            timings["downtime_s"] = round(time.monotonic() - t_down, 3)
+        except BaseException as exc:
+            raise OpsError(roll_back(settings, datadir, replaced, f"{datadir}.failed-restore-{stamp}", old_timeline)
+                           + f": {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    timings["total_s"] = round(time.monotonic() - t0, 3)
+    result["timings"] = timings
+    return result
+
+
+def _replay_privately(settings, manifest, target, datadir, timings, result):
+    """On a private mariadbd: binlog reset to the backup's GTID state, replay to the target; returns the GTID reached."""
+    server = scratch.PrivateServer(datadir, "/run/stockdb-restore", defaults_file=settings["mysql_config"])
+    t1 = time.monotonic()
+    with server:
+        timings["private_start_s"] = round(time.monotonic() - t1, 3)
+        server.sql("RESET MASTER")
+        gtid = manifest["binlog"]["gtid"]
+        if gtid:
+            server.sql(f"SET GLOBAL gtid_binlog_state = '{catalogue.check_gtid(gtid, 'the backup GTID')}'")
+        if target:
+            files = archive.replay_files(settings, manifest)  # again: complete_archive may have added some
+            result["binlog_files"] = [os.path.basename(f) for f in files]
+            where = dict(start_pos=manifest["binlog"]["pos"])
+            if target["kind"] == "gtid":
+                where = dict(start_gtid=gtid, stop_gtid=target["gtid"])
+            elif target["kind"] == "time":
+                where["stop_datetime"] = target["text"]
+            timings["replay_s"] = round(scratch.replay(server, files, **where), 3)
+        reached = server.sql("SELECT @@gtid_binlog_pos")
+        if target and target["kind"] == "gtid":
+            have = catalogue.gtid_seqs(reached)
+            if any(have.get(d, 0) < s for d, s in target["seqs"].items()):
+                raise OpsError(f"the binlog archive ends at {reached}, before restore_to={target['gtid']}")
+    return reached
+
+
+def roll_back(settings, datadir, replaced, failed, old_timeline):
+    """Put the replaced datadir back and start the server; returns what the operator must know."""
+    host.move_contents(datadir, failed)
+    if os.path.isdir(replaced):
+        host.move_contents(replaced, datadir)
+        os.rmdir(replaced)
+    archive.set_timeline(settings, old_timeline)
+    for unit in (settings["service"], settings["archiver_service"]):
+        subprocess.run(["systemctl", "start", unit], check=False)
+    running = "and running" if host.service_active(settings["service"]) else "but MariaDB did not start"
+    return f"restore failed, the previous datadir is back in place {running}; the failed attempt is kept in {failed}"
+
+
+def replaced_datadirs(settings):
+    parent, base = os.path.split(settings["datadir"].rstrip("/"))
+    return sorted(os.path.join(parent, e) for e in os.listdir(parent) if e.startswith(base + ".replaced-"))
+
+
+def drop_replaced(settings):
+    dropped = replaced_datadirs(settings)
+    for path in dropped:
+        shutil.rmtree(path)
+    return dropped

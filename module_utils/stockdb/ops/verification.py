@@ -1,0 +1,57 @@
+"""Verification: restore a backup into a scratch server, replay to its checksum point, compare, check invariants.
+
+The scratch directory holds a decrypted copy of the data while it runs: it is made 0750 root:mysql
+(the scratch mariadbd runs as mysql) and removed in every case.
+"""
+
+import os
+import shutil
+import time
+
+from . import archive, catalogue, connection, host, integrity, mariabackup, scratch
+
+
+def verify(settings, name=None):
+    """{backup, chain, problems, restore_s, replay_s, tables, invariants, total_s}; problems empty = passed."""
+    manifest = catalogue.find_backup(settings, name)
+    chain = catalogue.chain_of(settings, manifest)
+    result = dict(backup=manifest["name"], chain=[m["name"] for m in chain], problems=[])
+    for member in chain:
+        result["problems"].extend(integrity.check_files(member))
+    if result["problems"]:
+        return result
+    os.makedirs(settings["verify_dir"], mode=0o750, exist_ok=True)
+    shutil.chown(settings["verify_dir"], "root", "mysql")
+    os.chmod(settings["verify_dir"], 0o750)  # noqa: S103 - group mysql: the scratch mariadbd; no one else
+    work = os.path.join(settings["verify_dir"], manifest["name"])
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work, mode=0o750)
+    try:
+        host.ensure_space(work, int(sum(m["data_bytes"] for m in chain) * 1.2), "verification")
+        t0 = time.monotonic()
+        prepared = mariabackup.materialize(settings, chain, work)
+        host.run(["chown", "-R", "mysql:mysql", work])
+        server = scratch.PrivateServer(prepared, os.path.join(work, "run"),
+                                       args=[f"--innodb-buffer-pool-size={int(settings['verify_buffer_pool_mb'])}M",
+                                             "--skip-log-bin"],
+                                       defaults_file=os.path.join(prepared, "backup-my.cnf"))
+        with server:
+            result["restore_s"] = round(time.monotonic() - t0, 3)
+            points = manifest.get("checksums")
+            if points:
+                files = archive.replay_files(settings, manifest, last_file=points["binlog_file"])
+                result["replay_s"] = round(scratch.replay(server, files, start_pos=manifest["binlog"]["pos"],
+                                                          stop_pos=points["binlog_pos"]), 3)
+                result["binlog_files"] = [os.path.basename(f) for f in files]
+                with connection.cursor(settings["admin_defaults_file"], "checksumming the restored copy",
+                                       database=settings["database"], unix_socket=server.socket) as cur:
+                    actual = integrity.table_checksums(cur, settings["database"])
+                result["tables"] = len(actual)
+                result["problems"].extend(integrity.compare_checksums(points["tables"], actual))
+            checked = integrity.check_restored(settings, server.socket)
+            result["invariants"] = checked["checks"]
+            result["problems"].extend(f"invariant {line}" for line in checked["failures"])
+        result["total_s"] = round(time.monotonic() - t0, 3)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
