@@ -18,7 +18,8 @@ description:
   - Writes every committed order, cancel and trade with its commit time to O(ack_log) (JSON lines).
   - The clients use the C client library mysqlclient when it is installed (the mariadb role installs
     python3-mysqldb), which leaves more of the CPU to the server; PyMySQL otherwise.
-  - Reports changed when it placed orders. Works under C(async). In check mode it does nothing.
+  - Reports changed when it placed orders. Works under C(async). In check mode it places no orders and
+    reports changed (a run would always place some).
 options:
   clients:
     description: Concurrent client processes (1..256).
@@ -171,7 +172,7 @@ def main():
     db.require_pymysql(module)
     db.require_option_file(module)
     if module.check_mode:
-        module.exit_json(changed=False, msg="check mode: no orders placed")
+        module.exit_json(changed=True, msg="check mode: no orders placed; a run would place orders")
     try:
         result = simulator.run(module.params)
     except ValueError as exc:

@@ -15,6 +15,7 @@ from conftest import sql
 BACKUPS = "/var/backups/stockdb/backups"
 TEXTFILES = "/var/lib/prometheus/node-exporter"
 ALERTS = "/var/log/stockdb/alerts.log"
+SETTINGS = "/etc/stockdb/ops.json"
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +162,7 @@ def test_a_failed_backup_leaves_nothing_and_reaches_the_alert_log(host, drill):
     bad_cnf = "/var/lib/stockdb/bad-backup.cnf"
     host.check_output(f"sed 's/^password.*/password = wrong-password-for-the-test/' /etc/stockdb/backup.cnf > {bad_cnf}"
                       f" && chmod 600 {bad_cnf}")
-    config = json.loads(host.file("/etc/stockdb/backup.json").content_string)
+    config = json.loads(host.file(SETTINGS).content_string)
     config["defaults_file"] = bad_cnf
     host.check_output(f"echo {shlex.quote(json.dumps(config))} > /var/lib/stockdb/bad-backup.json")
     result = ops(host, "--config /var/lib/stockdb/bad-backup.json backup")
@@ -182,7 +183,7 @@ def test_the_health_check_reports_every_check(host, drill):
     assert result.rc == 0, result.stderr
     assert " health " in result.stdout
     text = host.file(f"{TEXTFILES}/stockdb_health.prom").content_string
-    for check in ("connections", "slow_queries", "long_transactions", "lock_waits", "disk", "replication"):
+    for check in ("server", "connections", "slow_queries", "long_transactions", "lock_waits", "disk", "replication"):
         assert f'stockdb_health_check_ok{{check="{check}"}}' in text
     assert metric(host, "stockdb_binlog_archive_lag_bytes", "stockdb_binlog_archive") >= 0
     assert host.file("/var/log/stockdb/health.log").contains(" health ")
@@ -190,7 +191,7 @@ def test_the_health_check_reports_every_check(host, drill):
 
 def test_a_long_transaction_is_a_breach_that_reaches_the_alert_log(host, drill):
     # the ops scenario sets long_transaction_seconds to 5: hold one open for 15 s in the background
-    threshold = json.loads(host.file("/etc/stockdb/health.json").content_string)["long_transaction_seconds"]
+    threshold = json.loads(host.file(SETTINGS).content_string)["health"]["long_transaction_seconds"]
     host.check_output("(mariadb stockdb -e 'START TRANSACTION; SELECT COUNT(*) FROM orders FOR UPDATE; "
                       f"SELECT SLEEP({threshold + 10}); ROLLBACK' >/dev/null 2>&1 &)")
     host.check_output(f"sleep {threshold + 3}")
@@ -211,3 +212,40 @@ def test_the_timers_are_scheduled(host, drill):
     # under memory pressure the kernel kills a job, never MariaDB
     for job in ("stockdb-backup", "stockdb-backup-verify", "stockdb-healthcheck"):
         assert host.check_output(f"systemctl show -p OOMScoreAdjust {job}.service").strip() == "OOMScoreAdjust=1000"
+
+
+def test_the_health_check_reports_a_stopped_server_instead_of_failing_itself(host, drill):
+    host.check_output("systemctl stop mariadb")
+    try:
+        result = ops(host, "health")
+        assert result.rc == 1 and "health BREACH server=1/0" in result.stdout, (result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        last = host.file(ALERTS).content_string.strip().splitlines()[-1]
+        assert "FIRING warning StockdbHealthCheckBreach check=server" in last and "MariaDB error" in last
+        assert metric(host, "stockdb_health_last_status", "stockdb_health") == 0
+    finally:
+        host.check_output("systemctl start mariadb")
+    assert ops(host, "health").rc == 0
+    assert "RESOLVED warning StockdbHealthCheckBreach check=server" in host.file(ALERTS).content_string
+
+
+def test_a_backup_killed_midway_is_swept_and_alerted_by_the_health_check(host, drill):
+    failures = metric(host, "stockdb_backup_failures_total", "stockdb_backup")
+    # the whole job (stockdb-ops and mariabackup) killed, as the OOM killer and systemd would leave it
+    host.check_output("setsid stockdb-ops backup >/dev/null 2>&1 & pid=$!; "
+                      "for i in $(seq 1 50); do ls -d /var/backups/stockdb/backups/.partial-* >/dev/null 2>&1 && break; "
+                      "sleep 0.2; done; sleep 1; kill -9 -$pid; sleep 1")
+    partial = host.run("ls -d /var/backups/stockdb/backups/.partial-*").stdout.split()
+    assert partial, "the killed backup left no partial directory to sweep"
+    assert ops(host, "health").rc == 0
+    assert not host.run("ls -d /var/backups/stockdb/backups/.partial-*").stdout.strip()
+    assert metric(host, "stockdb_backup_failures_total", "stockdb_backup") == failures + 1
+    last = host.file(ALERTS).content_string.strip().splitlines()[-1]
+    assert "FIRING critical StockdbBackupFailed" in last and "interrupted" in last
+    assert ops(host, "backup").rc == 0
+    assert "RESOLVED critical StockdbBackupFailed" in host.file(ALERTS).content_string.strip().splitlines()[-1]
+
+
+def test_only_root_and_the_scratch_server_can_read_a_verification(host, drill):
+    scratch = host.file(json.loads(host.file(SETTINGS).content_string)["verify_dir"])
+    assert (scratch.user, scratch.group, scratch.mode) == ("root", "mysql", 0o750)

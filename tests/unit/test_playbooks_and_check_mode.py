@@ -1,0 +1,68 @@
+"""Playbook guards and check mode, run through ansible itself on the controller (no lab host needed).
+
+Check mode must not hide that backup, restore and simulate change something whenever they run.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+BIN = Path(sys.executable).parent  # ansible and ansible-playbook of the same environment
+ENV = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
+           ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+
+
+def ansible(*args):
+    command = [BIN / "ansible", "localhost", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}", *args]
+    proc = subprocess.run(command, capture_output=True, text=True, env=dict(ENV, ANSIBLE_LOAD_CALLBACK_PLUGINS="1"), cwd=REPO)
+    return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def test_restore_playbook_refuses_more_than_one_host(tmp_path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    mariadb:\n      hosts:\n        db1: {ansible_connection: local}\n"
+                         "        db2: {ansible_connection: local}\n")
+    proc = subprocess.run([BIN / "ansible-playbook", "-i", str(inventory), "playbooks/restore.yml", "-e", "restore_confirm=true"],
+                          capture_output=True, text=True, env=dict(ENV, ANSIBLE_STDOUT_CALLBACK="default"), cwd=REPO)
+    assert proc.returncode != 0
+    assert "refuses to run on 2 hosts (db1, db2): name the one to restore with --limit HOST" in proc.stdout
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "ops.json"
+    datadir = tmp_path / "mysql"
+    datadir.mkdir()
+    (datadir / "ibdata1").write_text("live")
+    path.write_text(json.dumps(dict(backup_dir=str(tmp_path / "backup"), datadir=str(datadir), state_dir=str(tmp_path / "s"),
+                                    verify_dir=str(tmp_path / "v"), log_dir=str(tmp_path / "log"), metrics_dir="",
+                                    service="stockdb-no-such-unit")))
+    return path
+
+
+def test_check_mode_says_a_backup_would_change_something(config):
+    result = ansible("-m", "stockdb_backup", "-a", f"config={config}", "--check")
+    assert result["changed"] is True and "failed" not in result, result
+
+
+def test_check_mode_says_a_simulation_would_change_something(tmp_path):
+    (tmp_path / "app.cnf").write_text("[client]\nuser=app\n")
+    result = ansible("-m", "stockdb_simulate", "-a", f"clients=1 duration=1 ack_log={tmp_path}/ack.log "
+                     f"login_defaults_file={tmp_path}/app.cnf", "--check")
+    assert result["changed"] is True and "failed" not in result, result
+
+
+def test_check_mode_of_a_restore_changes_when_allowed_and_not_when_refused(config, tmp_path):
+    from stockdb.ops import settings as ops_settings
+    from test_ops import make_backup
+
+    make_backup(ops_settings.load(str(config)), "20261123T030000Z-full", "2026-11-23T03:00:05Z")
+    refused = ansible("-m", "stockdb_restore", "-a", f"config={config}", "--check")
+    assert refused["changed"] is False and "refusing to replace the live datadir" in refused["restore"]["refused"]
+    allowed = ansible("-m", "stockdb_restore", "-a", f"config={config} confirm=true", "--check")
+    assert allowed["changed"] is True and allowed["restore"]["backup"] == "20261123T030000Z-full", allowed
