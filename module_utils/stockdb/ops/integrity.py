@@ -68,7 +68,7 @@ def table_checksum_sql(columns, database, table):
 def table_checksums(cursor, database):
     """{table: {rows, checksum}} of every base table of a database.
 
-    Computed from the values, not with CHECKSUM TABLE (4x faster, but it hashes the row buffer:
+    Computed from the values, not with CHECKSUM TABLE (faster, docs/benchmarks.md#table-checksums, but it hashes the row buffer:
     in the ops drill it gave the restored copy of a backup point a different value than the
     snapshot of that point had, for the orders table; the cause was not pinned down).
     """
