@@ -6,6 +6,7 @@ The alert test stops MariaDB on purpose and starts it again; it runs last in thi
 import configparser
 import json
 import re
+import shlex
 
 import pytest
 from conftest import DASHBOARDS, http_get_json, prom_query, sql, wait_for
@@ -20,6 +21,7 @@ SERVICES = [
 ]
 CONFIG = "/etc/mysql/mariadb.conf.d/60-stockdb.cnf"
 ALERT_LOG = "/var/log/stockdb/alerts.log"
+TEXTFILES = "/var/lib/prometheus/node-exporter"
 SIZE = re.compile(r"^(\d+)([KMG])$", re.IGNORECASE)
 BOOLEAN = {"ON": "ON", "1": "ON", "TRUE": "ON", "OFF": "OFF", "0": "OFF", "FALSE": "OFF"}
 # Options that SHOW GLOBAL VARIABLES reports under another name.
@@ -144,6 +146,49 @@ def test_every_rule_group_is_loaded_without_errors(scraped):
     for group in groups:
         for rule in group["rules"]:
             assert rule.get("health") == "ok", f"{group['name']}/{rule['name']}: {rule.get('lastError')}"
+
+
+def _connects(host, address, port):
+    """Whether a TCP connection from inside the host to address:port is accepted."""
+    probe = ("import socket, sys\n"
+             "try:\n    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()\n"
+             "except OSError:\n    sys.exit(1)\n")
+    return host.run(f"python3 -c {shlex.quote(probe)} {shlex.quote(address)} {port}").rc == 0
+
+
+def test_alertmanager_answers_on_loopback_only(host):
+    """Nobody but this host can reach Alertmanager's API, which silences alerts."""
+    status = http_get_json(host, "http://127.0.0.1:9093/api/v2/status")
+    assert status["config"]["original"], status
+    listeners = host.check_output("ss -H -ltn 'sport = :9093'").splitlines()
+    assert [line.split()[3] for line in listeners] == ["127.0.0.1:9093"], listeners
+    addresses = host.check_output("hostname -I").split()
+    assert addresses, "the host has no address but loopback"
+    for address in addresses:
+        assert not _connects(host, address, 9093), f"Alertmanager accepts connections on {address}:9093"
+
+
+def test_prometheus_sends_alerts_to_the_alertmanager_on_loopback(scraped):
+    answer = http_get_json(scraped, "http://localhost:9090/api/v1/alertmanagers")["data"]
+    assert [a["url"] for a in answer["activeAlertmanagers"]] == ["http://127.0.0.1:9093/api/v2/alerts"], answer
+
+
+def test_textfile_metrics_directory_is_writable_by_root_only(host):
+    textfiles = host.file(TEXTFILES)
+    assert (textfiles.user, textfiles.group, textfiles.mode) == ("root", "root", 0o755)
+
+
+@pytest.mark.parametrize("directory", [TEXTFILES, "/var/log/stockdb", "/var/lib/stockdb", "/etc/stockdb"])
+def test_the_stockdb_account_cannot_plant_files_where_root_writes(host, directory):
+    """The account that runs the alert-log receiver must not forge metrics, or plant a file or symlink
+    that root's jobs would write through (job logs, ack log, state, credentials)."""
+    planted = f"{directory}/stockdb_planted.prom"
+    try:
+        attempt = host.run(f"runuser -u stockdb -- sh -c 'echo stockdb_backup_last_status 1 > {planted}'")
+        assert attempt.rc != 0, f"the stockdb account wrote {planted}"
+        assert not host.file(planted).exists
+    finally:
+        host.run(f"rm -f {planted}")
 
 
 def test_grafana_provisioning_matches_the_dashboards(host):
