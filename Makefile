@@ -1,6 +1,6 @@
 # stockdb — the two commands:
 #   make lab    a local lab host provisioned by site.yml (Docker engine, image and venv included)
-#   make test   lint, unit tests, promtool rule tests and the Molecule scenarios
+#   make test   lint, unit tests, promtool rule tests, the production path and the Molecule scenarios
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -15,10 +15,10 @@ TOOLS     := .cache/prometheus-tools/usr/bin
 PROMTOOL  := $(TOOLS)/promtool
 SCENARIOS ?= default ops
 
-.PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status erd test lint unit argspecs test-rules molecule clean
+.PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status erd test lint unit argspecs test-rules test-production molecule clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(BIN)/ansible-playbook: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ lab-check: venv ## site.yml in check mode against the lab host (what would chang
 lab-verify: venv ## run the behaviour tests against the lab host
 	$(BIN)/pytest -p no:cacheprovider tests/integration --hosts=docker://stockdb-lab -o testpaths=tests/integration -k 'not test_ops'
 
-lab-down: ## remove the lab host (the image stays cached)
+lab-down: ## remove the lab host (the image stays cached; never installs Docker)
 	$(LAB) down
 
 lab-status: ## what of the lab exists
@@ -51,7 +51,7 @@ lab-status: ## what of the lab exists
 erd: venv ## regenerate docs/erd.md from the lab host's live schema
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/erd.yml
 
-test: lint unit argspecs test-rules molecule ## everything CI runs
+test: lint unit argspecs test-rules test-production molecule ## everything CI runs
 
 lint: venv ## yamllint, ansible-lint (production profile), ruff
 	$(BIN)/yamllint -s .
@@ -70,6 +70,10 @@ $(PROMTOOL):
 test-rules: $(PROMTOOL) ## promtool test rules for the alert rules
 	$(PROMTOOL) check rules roles/prometheus/files/rules/*.yml
 	$(PROMTOOL) test rules tests/promtool/*.test.yml
+
+test-production: venv ## the production inventory as documented, vaulted, over ssh to a lab host
+	$(LAB) image
+	tests/production/run.sh
 
 molecule: venv ## the Molecule scenarios ($(SCENARIOS)) on local systemd hosts
 	$(LAB) image

@@ -4,9 +4,18 @@
 #   tests/lab/lab.sh docker    ensure the Docker engine is installed and answering
 #   tests/lab/lab.sh image     build the systemd image once (debootstrap), cached by tag
 #   tests/lab/lab.sh up        docker + image + the lab host (created or started)
-#   tests/lab/lab.sh down      remove the lab host (the image stays cached)
+#   tests/lab/lab.sh down      remove the lab host (the image stays cached); never installs
+#                              or starts Docker: says so when there is nothing to remove
 #   tests/lab/lab.sh status    print what exists
 #   tests/lab/lab.sh urls      print how to reach the lab's services
+#   tests/lab/lab.sh ssh-host NAME
+#                              a host reached like a VM: a container NAME from the same image
+#                              with openssh-server (from this machine's Debian mirror), user
+#                              `deploy` with passwordless sudo and the key $LAB_SSH_KEY
+#                              (generated when missing); prints its address on stdout
+#   tests/lab/lab.sh known-hosts NAME
+#                              a known_hosts line for NAME's address and ed25519 host key
+#   tests/lab/lab.sh rm NAME   remove a host made by ssh-host (only those; nothing if absent)
 #
 # Settings (environment):
 #   LAB_IMAGE        image tag                          (stockdb/debian12-systemd:latest)
@@ -14,8 +23,9 @@
 #   LAB_MEMORY       container memory limit             (2g)
 #   LAB_MIRROR       Debian mirror for debootstrap      (read from this machine's apt sources)
 #   LAB_SUITE        Debian suite                       (bookworm)
-#   LAB_PORT_PROMETHEUS / LAB_PORT_ALERTMANAGER / LAB_PORT_GRAFANA
-#                    ports published on 127.0.0.1       (9090 / 9093 / 3000)
+#   LAB_SSH_KEY      private key for ssh-host's `deploy` (.secrets/ssh/id_ed25519, git-ignored)
+#   LAB_PORT_PROMETHEUS / LAB_PORT_GRAFANA
+#                    ports published on 127.0.0.1       (9090 / 3000; Alertmanager stays on the host's loopback)
 set -euo pipefail
 
 LAB_IMAGE=${LAB_IMAGE:-stockdb/debian12-systemd:latest}
@@ -23,9 +33,12 @@ LAB_HOST=${LAB_HOST:-stockdb-lab}
 LAB_MEMORY=${LAB_MEMORY:-2g}
 LAB_SUITE=${LAB_SUITE:-bookworm}
 LAB_PORT_PROMETHEUS=${LAB_PORT_PROMETHEUS:-9090}
-LAB_PORT_ALERTMANAGER=${LAB_PORT_ALERTMANAGER:-9093}
 LAB_PORT_GRAFANA=${LAB_PORT_GRAFANA:-3000}
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/stockdb-dockerd.log}
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LAB_SSH_KEY=${LAB_SSH_KEY:-$REPO_ROOT/.secrets/ssh/id_ed25519}
+# Containers made by `ssh-host` carry this label; `rm` removes nothing else.
+SSH_HOST_LABEL=stockdb.lab.role=ssh-host
 
 # The run flags that give systemd a working PID 1 without --privileged (DESIGN.md §3).
 SYSTEMD_RUN_FLAGS=(
@@ -137,15 +150,27 @@ up() {
       "${SYSTEMD_RUN_FLAGS[@]}" \
       --memory "$LAB_MEMORY" \
       -p "127.0.0.1:$LAB_PORT_PROMETHEUS:9090" \
-      -p "127.0.0.1:$LAB_PORT_ALERTMANAGER:9093" \
       -p "127.0.0.1:$LAB_PORT_GRAFANA:3000" \
       "$LAB_IMAGE" /lib/systemd/systemd >/dev/null
   fi
   wait_systemd "$LAB_HOST"
 }
 
+# What may be removed without installing or starting anything: 0 when the engine answers,
+# otherwise says why there is nothing to remove and returns 1.
+docker_present() {
+  if ! command -v docker >/dev/null 2>&1; then
+    log "Docker is not installed: nothing to remove"
+    return 1
+  fi
+  if ! docker_ok; then
+    log "the Docker engine is not answering: nothing removed (start it with '$0 docker' to remove containers)"
+    return 1
+  fi
+}
+
 down() {
-  ensure_docker
+  docker_present || return 0
   if docker container inspect "$LAB_HOST" >/dev/null 2>&1; then
     docker rm -f "$LAB_HOST" >/dev/null
     log "lab host $LAB_HOST removed"
@@ -155,6 +180,7 @@ down() {
 }
 
 status() {
+  command -v docker >/dev/null 2>&1 || { echo "docker: not installed"; return 0; }
   docker_ok || { echo "docker: not answering"; return 0; }
   echo "docker: answering"
   if docker image inspect "$LAB_IMAGE" >/dev/null 2>&1; then echo "image $LAB_IMAGE: cached"; else echo "image $LAB_IMAGE: missing"; fi
@@ -166,7 +192,8 @@ urls() {
 
 The lab host $LAB_HOST is provisioned. From this machine:
   Prometheus    http://127.0.0.1:$LAB_PORT_PROMETHEUS/   (targets: /targets, alerts: /alerts)
-  Alertmanager  http://127.0.0.1:$LAB_PORT_ALERTMANAGER/
+  Alertmanager  on the lab host's loopback only (alertmanager_listen_address):
+                docker exec $LAB_HOST amtool --alertmanager.url=http://127.0.0.1:9093 alert query
   Grafana       http://127.0.0.1:$LAB_PORT_GRAFANA/      (only where the grafana package was installed;
                 the lab renders its provisioning and dashboards without it)
   A shell       docker exec -it $LAB_HOST bash
@@ -174,6 +201,81 @@ The lab host $LAB_HOST is provisioned. From this machine:
   Alert log     docker exec $LAB_HOST tail -f /var/log/stockdb/alerts.log
   Secrets       .secrets/lab/ (generated, git-ignored)
 MSG
+}
+
+ensure_ssh_key() {
+  [ -f "$LAB_SSH_KEY" ] && return 0
+  mkdir -p "$(dirname "$LAB_SSH_KEY")"
+  chmod 700 "$(dirname "$LAB_SSH_KEY")"
+  ssh-keygen -q -t ed25519 -N '' -C "stockdb-lab-deploy" -f "$LAB_SSH_KEY"
+  log "generated the ssh key $LAB_SSH_KEY"
+}
+
+host_address() {
+  docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | awk '{print $1}'
+}
+
+# A lab host driven like a VM: sshd, a sudo user `deploy` with the lab key, nothing else.
+ssh_host() {
+  local name=${1:-}
+  [ -n "$name" ] || die "usage: $0 ssh-host NAME"
+  case "$name" in "$LAB_HOST"|stockdb-molecule*) die "$name is reserved for the lab and Molecule" ;; esac
+  command -v ssh-keygen >/dev/null 2>&1 || die "ssh-keygen is missing (Debian package openssh-client)"
+  ensure_image
+  ensure_ssh_key
+  local mirror=${LAB_MIRROR:-}
+  [ -n "$mirror" ] || mirror=$(machine_mirror) ||
+    die "no Debian mirror found in /etc/apt/sources.list{,.d}; set LAB_MIRROR"
+  if docker container inspect "$name" >/dev/null 2>&1; then
+    die "a container $name exists already (remove it with '$0 rm $name')"
+  fi
+  log "creating the ssh host $name (memory $LAB_MEMORY)"
+  docker run -d --name "$name" --hostname "$name" --label "$SSH_HOST_LABEL" \
+    "${SYSTEMD_RUN_FLAGS[@]}" --memory "$LAB_MEMORY" \
+    "$LAB_IMAGE" /lib/systemd/systemd >/dev/null
+  wait_systemd "$name"
+  log "$name: installing openssh-server (mirror from this machine's apt configuration)"
+  docker exec -i -e DEBIAN_FRONTEND=noninteractive "$name" sh -euc '
+    echo "deb $1 $2 main" > /etc/apt/sources.list
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends openssh-server >/tmp/apt.log 2>&1 ||
+      { cat /tmp/apt.log >&2; exit 1; }
+    useradd --create-home --shell /bin/bash deploy
+    install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh
+    cat > /home/deploy/.ssh/authorized_keys
+    chown deploy:deploy /home/deploy/.ssh/authorized_keys
+    chmod 0600 /home/deploy/.ssh/authorized_keys
+    echo "deploy ALL=(ALL) NOPASSWD: ALL" > /etc/sudoers.d/deploy
+    chmod 0440 /etc/sudoers.d/deploy
+    systemctl enable --now ssh >/dev/null 2>&1
+    systemctl is-active --quiet ssh
+  ' sh "$mirror" "$LAB_SUITE" < "$LAB_SSH_KEY.pub"
+  local address
+  address=$(host_address "$name")
+  [ -n "$address" ] || die "$name has no network address"
+  log "$name: sshd is active; ssh -i $LAB_SSH_KEY deploy@$address"
+  echo "$address"
+}
+
+known_hosts() {
+  local name=${1:-}
+  [ -n "$name" ] || die "usage: $0 known-hosts NAME"
+  printf '%s %s\n' "$(host_address "$name")" \
+    "$(docker exec "$name" cat /etc/ssh/ssh_host_ed25519_key.pub | awk '{print $1, $2}')"
+}
+
+rm_host() {
+  local name=${1:-}
+  [ -n "$name" ] || die "usage: $0 rm NAME"
+  docker_present || return 0
+  if ! docker container inspect "$name" >/dev/null 2>&1; then
+    log "no host $name"
+    return 0
+  fi
+  [ "$(docker inspect -f '{{index .Config.Labels "stockdb.lab.role"}}' "$name")" = ssh-host ] ||
+    die "$name was not made by '$0 ssh-host': not removing it"
+  docker rm -f "$name" >/dev/null
+  log "host $name removed"
 }
 
 case "${1:-}" in
@@ -184,5 +286,8 @@ case "${1:-}" in
   status) status ;;
   urls) urls ;;
   mirror) machine_mirror ;;
+  ssh-host) ssh_host "${2:-}" ;;
+  known-hosts) known_hosts "${2:-}" ;;
+  rm) rm_host "${2:-}" ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
