@@ -123,6 +123,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.stockdb import db, seeding
+from ansible.module_utils.stockdb.ops.connection import identifier as q
 
 TRADING_TABLES_CHILD_FIRST = ("trades", "orders", "positions", "cash_movements", "accounts", "users",
                               "stocks_inventory", "stocks", "seed_runs")
@@ -166,7 +167,7 @@ def write_tsv(path, rows):
 
 
 def load_tsv(cur, database, table, columns, path):
-    cur.execute(f"LOAD DATA LOCAL INFILE %s INTO TABLE `{database}`.{table} CHARACTER SET utf8mb4 "
+    cur.execute(f"LOAD DATA LOCAL INFILE %s INTO TABLE {q(database)}.{q(table)} CHARACTER SET utf8mb4 "
                 f"({', '.join(columns)})", (path,))
 
 
@@ -210,17 +211,17 @@ def time_load_data(module, data, counts):
         conn = db.connect(p, local_infile=True)
         try:
             with conn.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS `{scratch}`")
-                cur.execute(f"CREATE DATABASE `{scratch}`")
+                cur.execute(f"DROP DATABASE IF EXISTS {q(scratch)}")
+                cur.execute(f"CREATE DATABASE {q(scratch)}")
                 for table, _columns in seeding.LOAD_ORDER:
-                    cur.execute(f"CREATE TABLE `{scratch}`.{table} LIKE `{p['database']}`.{table}")
+                    cur.execute(f"CREATE TABLE {q(scratch)}.{q(table)} LIKE {q(p['database'])}.{q(table)}")
                 cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
                 started = time.monotonic()
                 for table, columns in seeding.LOAD_ORDER:
                     load_tsv(cur, scratch, table, columns, files[table])
                 conn.commit()
                 elapsed = time.monotonic() - started
-                cur.execute(f"DROP DATABASE `{scratch}`")
+                cur.execute(f"DROP DATABASE {q(scratch)}")
         finally:
             conn.close()
     finally:

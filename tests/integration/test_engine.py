@@ -7,13 +7,9 @@ book starts empty; the tests run in file order and build on each other.
 """
 
 import shlex
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "module_utils"))
-from stockdb.invariants import CHECKS  # noqa: E402  (plain import of the module_utils package)
+from stockdb.invariants import CHECKS  # the project's package, on pytest's pythonpath (pyproject.toml)
 
 DB = "stockdb_scratch"
 ADMIN = "/etc/stockdb/admin.cnf"

@@ -222,7 +222,8 @@ def test_the_health_check_reports_a_stopped_server_instead_of_failing_itself(hos
         assert "Traceback" not in result.stderr
         last = host.file(ALERTS).content_string.strip().splitlines()[-1]
         assert "FIRING warning StockdbHealthCheckBreach check=server" in last and "MariaDB error" in last
-        assert metric(host, "stockdb_health_last_status", "stockdb_health") == 0
+        assert metric(host, "stockdb_health_last_status", "stockdb_health") == 1  # the job itself ran
+        assert 'stockdb_health_check_ok{check="server"} 0' in host.file(f"{TEXTFILES}/stockdb_health.prom").content_string
     finally:
         host.check_output("systemctl start mariadb")
     assert ops(host, "health").rc == 0

@@ -362,10 +362,10 @@ def test_the_health_job_reports_a_server_it_cannot_reach_in_metrics_log_and_aler
     option_file.write_text(f"[client]\nuser=nobody\nsocket={tmp_path}/absent.sock\n")
     settings.update(defaults_file=str(option_file), health=dict(settings["health"], disk_paths=[str(tmp_path)]))
     outcome = jobs.health_job(settings)
-    assert not outcome.ok and "MariaDB error 2003" in outcome.problem
+    assert outcome.ok and outcome.value["server_down"]  # a finding of the job, not a failure of it
     metrics = open(os.path.join(settings["metrics_dir"], "stockdb_health.prom"), encoding="utf-8").read()
     assert 'stockdb_health_check_ok{check="server"} 0' in metrics and 'stockdb_health_check_ok{check="disk"} 1' in metrics
-    assert "stockdb_health_last_status 0\n" in metrics
+    assert "stockdb_health_last_status 1\n" in metrics
     alerts = open(settings["alert_log"], encoding="utf-8").read()
     assert " FIRING warning StockdbHealthCheckBreach check=server " in alerts and "MariaDB error 2003" in alerts
     assert " health BREACH server=1/0 " in open(os.path.join(settings["log_dir"], "health.log"), encoding="utf-8").read()
@@ -420,3 +420,44 @@ def test_an_archive_gap_is_a_metric_until_a_full_backup_covers_it(settings):
     assert jobs.gap_metric(settings) is None
     assert "stockdb_binlog_archive_gap 0\n" in open(os.path.join(settings["metrics_dir"], "stockdb_binlog_archive_gap.prom"),
                                                     encoding="utf-8").read()
+
+
+def test_a_health_run_that_fails_halfway_alerts_and_leaves_the_breaches_for_the_next_run(settings, tmp_path):
+    option_file = tmp_path / "client.cnf"
+    option_file.write_text(f"[client]\nuser=nobody\nsocket={tmp_path}/absent.sock\n")
+    settings.update(defaults_file=str(option_file), health=dict(settings["health"], disk_paths=[str(tmp_path)]))
+    broken = make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z")
+    with open(os.path.join(broken["path"], "manifest.json"), "w", encoding="utf-8") as handle:
+        handle.write("{not json")
+    outcome = jobs.health_job(settings)
+    assert not outcome.ok and "manifest.json is not JSON" in outcome.problem
+    alerts = open(settings["alert_log"], encoding="utf-8").read()
+    assert " FIRING critical StockdbHealthCheckFailed " in alerts and "check=server" not in alerts
+    assert "stockdb_health_last_status 0\n" in open(os.path.join(settings["metrics_dir"], "stockdb_health.prom"),
+                                                    encoding="utf-8").read()
+    os.unlink(os.path.join(broken["path"], "manifest.json"))
+    assert jobs.health_job(settings).ok
+    alerts = open(settings["alert_log"], encoding="utf-8").read()
+    assert " FIRING warning StockdbHealthCheckBreach check=server " in alerts  # not lost with the failed run
+    assert " RESOLVED critical StockdbHealthCheckFailed " in alerts
+
+
+def test_an_unreadable_manifest_is_named(settings):
+    broken = make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z")
+    with open(os.path.join(broken["path"], "manifest.json"), "w", encoding="utf-8") as handle:
+        handle.write("")
+    with pytest.raises(OpsError, match=r"20261123T030000Z-full/manifest.json is not JSON"):
+        catalogue.list_backups(settings)
+
+
+def test_an_archive_gap_no_longer_alerts_once_a_restore_started_a_new_timeline(settings):
+    archive.record_gap(settings, 1, "binlog.000003", "binlog.000005")
+    assert jobs.gap_metric(settings)
+    archive.start_new_timeline(settings)
+    assert jobs.gap_metric(settings) is None
+
+
+def test_the_stockdb_ops_command_never_imports_from_the_directory_it_was_started_in(role_vars):
+    text = role_vars("backup", ansible_managed="").render("roles/backup/templates/usr/local/sbin/stockdb-ops.j2")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "cd / || exit 1" and lines[1].startswith("PYTHONPATH=/usr/local/lib/stockdb/python exec ")

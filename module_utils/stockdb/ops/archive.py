@@ -115,9 +115,10 @@ def record_gap(settings, timeline, lost, resumed_at):
 
 
 def open_gap(settings, backups):
-    """The recorded gap, or None when there is none or a full backup of its timeline was taken after it."""
+    """The recorded gap, or None when there is none, a full backup of its timeline was taken after it,
+    or a restore started a new timeline (recovery in the current lineage no longer crosses it)."""
     gap = report.load_state(gap_path(settings))
-    if not gap:
+    if not gap or gap["timeline"] != current_timeline(settings):
         return None
     covered = any(b["type"] == "full" and b["timeline"] == gap["timeline"] and b["consistent_at"] > gap["at"]
                   for b in backups)

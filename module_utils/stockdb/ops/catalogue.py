@@ -39,7 +39,11 @@ def list_backups(settings):
             path = os.path.join(root, name, "manifest.json")
             if BACKUP_NAME.match(name) and os.path.isfile(path):
                 with open(path, encoding="utf-8") as handle:
-                    manifest = json.load(handle)
+                    try:
+                        manifest = json.load(handle)
+                    except ValueError as exc:
+                        raise OpsError(f"the manifest {path} is not JSON ({exc}): move the backup aside or restore "
+                                       "its manifest") from exc
                 manifest["path"] = os.path.join(root, name)
                 found.append(manifest)
     return found

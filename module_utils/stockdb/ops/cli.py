@@ -55,8 +55,8 @@ def cmd_archive(s, args):
 
 def cmd_health(s, args):
     outcome = jobs.health_job(s)
-    print(report.utc_stamp() + " " + (outcome.line or outcome.problem))
-    return 0 if outcome.ok else 1
+    print(report.utc_stamp() + " " + (outcome.line or f"health FAILED: {outcome.problem}"))
+    return 0 if outcome.ok and not outcome.value["server_down"] else 1
 
 
 def parser():

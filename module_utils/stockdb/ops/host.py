@@ -16,13 +16,13 @@ TAIL = 1500
 def run(cmd, log_file=None, stdout=None):
     """Run a tool; raise OpsError naming it with the tail of its error output when it fails.
 
-    stdout goes to the open file `stdout` (e.g. a dump), else is captured (proc.stdout). stderr goes
-    to `log_file` when given (appended), else is captured: never into the stdout file, so a tool's
-    warnings cannot end up inside the data it writes.
+    stdout goes to the open file `stdout` (e.g. a dump), else to `log_file`, else is captured
+    (proc.stdout). stderr goes to `log_file` when given (appended), else is captured: never into the
+    stdout file, so a tool's warnings cannot end up inside the data it writes.
     """
     log = open(log_file, "ab") if log_file else None
     try:
-        proc = subprocess.run(cmd, stdout=stdout or subprocess.PIPE, stderr=log or subprocess.PIPE, check=False)
+        proc = subprocess.run(cmd, stdout=stdout or log or subprocess.PIPE, stderr=log or subprocess.PIPE, check=False)
     finally:
         if log:
             log.close()

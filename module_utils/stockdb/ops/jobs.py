@@ -66,12 +66,17 @@ def record(settings, job, state, outcome, subject=""):
         state.update(failures_total=state.get("failures_total", 0) + 1, last_error=outcome.problem)
     report.save_state(state_path(settings, job), state)
     prefix = job.metrics_file
+    try:
+        specific = job.metrics(settings, state)
+    except (OpsError, OSError) as exc:  # the common metrics, the log line and the alert line still go out
+        specific = []
+        outcome.problem = outcome.problem or f"metrics of the {job.name} job: {exc}"
     report.write_textfile(settings["metrics_dir"], job.metrics_file, [
         (f"{prefix}_last_status", f"1 when the last {job.name} run succeeded, 0 when it failed.", "gauge",
          [({}, state["last_status"])]),
         (f"{prefix}_failures_total", f"{job.name} runs that failed.", "counter", [({}, state.get("failures_total", 0))]),
         (f"{prefix}_last_run_timestamp_seconds", f"End of the last {job.name} run.", "gauge", [({}, now)]),
-        *job.metrics(settings, state),
+        *specific,
     ])
     what = f"{job.name} {subject}".strip()
     failed_line = "FAILED" + (f" {subject}" if subject else "") + f": {outcome.problem}"
@@ -142,12 +147,12 @@ def sweep_partials(settings):
     try:
         with host.lock(dict(settings, lock_timeout=0)):
             removed = remove_partials(settings)
+            if removed:  # recorded under the lock: no backup can update the same state meanwhile
+                record(settings, BACKUP, report.load_state(state_path(settings, BACKUP)),
+                       Outcome(ok=False, problem=f"backup {', '.join(removed)} was interrupted (killed?) and left "
+                                                 "unfinished; removed"), "type=" + removed[-1].rsplit("-", 1)[1])
     except OpsError:  # a job holds the lock: its partial is being written
         return []
-    if removed:
-        record(settings, BACKUP, report.load_state(state_path(settings, BACKUP)),
-               Outcome(ok=False, problem=f"backup {', '.join(removed)} was interrupted (killed?) and left unfinished; "
-                                         "removed"), "type=" + removed[-1].rsplit("-", 1)[1])
     return removed
 
 
@@ -236,11 +241,16 @@ def gap_metric(settings):
     return gap
 
 
-HEALTH = Job("health", "stockdb_health", None, health_metrics, locked=False)
+# A run that fails (not a breach it finds: a failure of the job itself) is StockdbHealthCheckFailed.
+HEALTH = Job("health", "stockdb_health", "StockdbHealthCheckFailed", health_metrics, locked=False)
 
 
 def health_job(settings):
-    """The periodic health check; a server that cannot be reached is reported (server check), not a traceback."""
+    """The periodic health check; a server that cannot be reached is a finding (the server check), not a failure.
+
+    The checks' state (what is breached) is saved only with the alert lines of its transitions: a run
+    that fails halfway leaves it as it was, so the next run alerts what this one could not.
+    """
     def work(state):
         now = report.utc_now()
         previous = state.get("checks", {})
@@ -251,7 +261,6 @@ def health_job(settings):
         except OpsError as exc:
             unreachable = str(exc)
             result, checks = health.run(None, settings["health"], previous, now, unreachable=unreachable)
-        state.update(checks=checks, result=result)
         notes = []
         if not unreachable:
             try:
@@ -264,8 +273,9 @@ def health_job(settings):
         swept = sweep_partials(settings)
         if swept:
             notes.append(f"removed interrupted backups {swept}")
+        state.update(checks=checks, result=result)
         line = health.log_line(result, now).split(" ", 1)[1] + "".join(f" :: {n}" for n in notes)
-        return Outcome(ok=not unreachable, line=line, problem=unreachable or "", value=dict(result=result, notes=notes),
+        return Outcome(ok=True, line=line, value=dict(result=result, notes=notes, server_down=bool(unreachable)),
                        alerts=health.alert_transitions(result, previous))
 
     return run_job(settings, HEALTH, work)

@@ -69,6 +69,7 @@ def execute(settings, p):
     host.ensure_space(os.path.dirname(datadir), int(sum(m["data_bytes"] for m in p["_chain"]) * 1.1), "the restore")
     timings = {}
     t0 = time.monotonic()
+    os.makedirs(staging, mode=0o700)  # it holds decrypted data until the move back: root's only
     try:
         prepared = mariabackup.materialize(settings, p["_chain"], staging, timings)
         old_timeline = archive.current_timeline(settings)
