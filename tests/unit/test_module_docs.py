@@ -31,7 +31,8 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
            "stockdb_check": "checks=no_such_check",
            "stockdb_backup": "action=verify backup=yesterday",
            "stockdb_restore": "restore_to=yesterday confirm=true",
-           "stockdb_bench": "action=sysbench login_user=u login_password=p threads=0"}[module]
+           "stockdb_bench": "action=sysbench login_user=u login_password=p threads=0",
+           "stockdb_chaos": "fault=cpu_hog confirm=true duration=601"}[module]
     result = subprocess.run([str(BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
                              "-a", bad], capture_output=True, text=True, cwd=REPO,
                             env={"PATH": f"{BIN}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -39,5 +40,6 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
     assert result.returncode != 0
     named = {"stockdb_schema": "migrations", "stockdb_seed": "users", "stockdb_simulate": "clients=0",
              "stockdb_check": "no_such_check", "stockdb_backup": "backup='yesterday'",
-             "stockdb_restore": "restore_to='yesterday'", "stockdb_bench": "threads=0"}[module]
+             "stockdb_restore": "restore_to='yesterday'", "stockdb_bench": "threads=0",
+             "stockdb_chaos": "duration=601"}[module]
     assert named in result.stdout, result.stdout
