@@ -159,6 +159,8 @@ def run(cursor, settings, state, now=None, disk_usage=shutil.disk_usage, unreach
             threshold = settings[threshold_key] if threshold_key else 0
             result[name] = dict(ok=False, value=None, threshold=threshold, detail=f"failed: {_error(exc)}")
     new_state["breached"] = [name for name, check in result.items() if not check["ok"]]
+    # checks skipped while the server is unreachable keep their breach: no RESOLVED line nobody checked
+    new_state["breached"] += [name for name in state.get("breached", ()) if name not in result]
     new_state["last_run"] = _stamp(now)
     return result, new_state
 

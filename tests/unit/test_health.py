@@ -272,3 +272,8 @@ def test_an_unreachable_server_is_one_breach_and_the_disk_is_still_checked():
     assert result["disk"]["ok"] is True and state["breached"] == ["server"]
     assert health.alert_transitions(result, {}) == [
         ("FIRING", "warning", "StockdbHealthCheckBreach", {"check": "server"}, "unreachable: MariaDB error 2002: no socket")]
+
+
+def test_checks_skipped_while_the_server_is_unreachable_keep_their_breach():
+    _, state = health.run(None, {}, {"breached": ["long_transactions"]}, NOW, HEALTHY_DISK, unreachable="down")
+    assert state["breached"] == ["server", "long_transactions"]

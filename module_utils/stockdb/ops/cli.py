@@ -15,7 +15,7 @@ import os
 import sys
 
 from .. import report
-from . import OpsError, archive, catalogue, jobs, settings
+from . import OpsError, catalogue, jobs, settings
 
 
 def cmd_backup(s, args):
@@ -40,15 +40,7 @@ def cmd_list(s, args):
 
 def cmd_archive(s, args):
     """Exec mariadb-binlog streaming into the current timeline (systemd supervises it and restarts it)."""
-    timeline = archive.set_timeline(s, archive.current_timeline(s))
-    start, lost = archive.archiver_start(archive.archived_binlogs(s, timeline), [n for n, _ in archive.server_binlogs(s)])
-    if lost:
-        gap = archive.record_gap(s, timeline, lost, start)
-        jobs.gap_metric(s)
-        report.append_log(s["log_dir"], "archive", f"GAP timeline={timeline} lost={lost} resumed_at={start} since={gap['at']}: "
-                                                    "purged from the server before it was archived completely; "
-                                                    "take a full backup now")
-    cmd = archive.archiver_command(s, timeline, start)
+    cmd = jobs.archiver(s)
     print("exec " + " ".join(cmd), flush=True)
     os.execvp(cmd[0], cmd)  # noqa: S606 - systemd supervises mariadb-binlog itself
 

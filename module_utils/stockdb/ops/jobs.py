@@ -242,6 +242,21 @@ def gap_metric(settings):
 
 
 # A run that fails (not a breach it finds: a failure of the job itself) is StockdbHealthCheckFailed.
+def archiver(settings):
+    """The archiver's command for the current timeline; a gap found on the way is recorded (state,
+    metric, archive.log) until a full backup covers it."""
+    timeline = archive.set_timeline(settings, archive.current_timeline(settings))
+    on_server = [name for name, _ in archive.server_binlogs(settings)]
+    start, lost = archive.archiver_start(archive.archived_binlogs(settings, timeline), on_server)
+    if lost:
+        gap = archive.record_gap(settings, timeline, lost, start)
+        gap_metric(settings)
+        report.append_log(settings["log_dir"], "archive",
+                          f"GAP timeline={timeline} lost={lost} resumed_at={start} since={gap['at']}: purged from the "
+                          "server before it was archived completely; take a full backup now")
+    return archive.archiver_command(settings, timeline, start)
+
+
 HEALTH = Job("health", "stockdb_health", "StockdbHealthCheckFailed", health_metrics, locked=False)
 
 
