@@ -57,7 +57,8 @@ totals:
 ack:
   description:
     - With ack_log, lines read, acknowledged orders and trades checked, the missing ids, and the
-      orders whose acknowledged final status was lost.
+      orders whose acknowledged final status was lost; C(in_doubt_confirmed) counts the orders and
+      cancels the simulator acknowledged only after looking them up (their commit was in doubt).
   returned: when ack_log is set
   type: dict
 """

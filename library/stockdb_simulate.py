@@ -10,12 +10,22 @@ description:
     accounts, that place limit and market buy and sell orders around the reference prices of the
     O(symbols) most valuable listings (within the buying power and holdings they last read), and
     cancel some of their open orders, for O(duration) seconds or until O(orders) orders in all.
-  - Each order is one transaction, one round trip - C(CALL place_order(...); COMMIT) - in which the
-    engine's stored procedure locks the symbol, reserves cash or shares, inserts the order, matches
-    it by price-time priority, inserts the trades and settles both sides (files/sql/0003, 0004).
+  - Each order is one transaction, one round trip - C(CALL place_order_ref(...); COMMIT) - in which the
+    engine's stored procedure locks the symbol, reserves cash or shares, inserts the order with the
+    client's reference (C(<run_id>-<client>-<sequence>), column C(orders.client_ref)), matches it by
+    price-time priority, inserts the trades and settles both sides (files/sql/0003, 0005).
     Deadlocks and lock-wait timeouts are retried up to 5 times; rejected orders (bad input,
     insufficient funds or shares) are rolled back by the procedure and counted, never half-written.
-  - Writes every committed order, cancel and trade with its commit time to O(ack_log) (JSON lines).
+  - Clients trade through faults until the deadline. Every error is counted by kind. A client whose
+    connection is lost (server crashed or restarted, connection killed, refused, too many connections)
+    connects again after a wait that doubles up to O(max_backoff) seconds, with jitter, and trades on.
+  - A request whose connection was lost during the call that commits it is in doubt. It is never
+    acknowledged on the spot; on the client's next connection the order is looked up by its
+    reference (a cancel by its order's status), acknowledged if it is there and counted as not
+    placed if not.
+  - Writes every committed order, cancel and trade with its commit time to O(ack_log) (JSON lines);
+    order and cancel lines also carry the request's latency in milliseconds (C(latency_ms)), so
+    orders/s and latency percentiles per second can be computed from the log alone.
   - The clients use the C client library mysqlclient when it is installed (the mariadb role installs
     python3-mysqldb), which leaves more of the CPU to the server; PyMySQL otherwise.
   - Reports changed when it placed orders. Works under C(async). In check mode it places no orders and
@@ -56,6 +66,25 @@ options:
     description: Share (0..1) of new orders that are market orders (immediate-or-cancel).
     type: float
     default: 0.2
+  stop_file:
+    description:
+      - Stop early when this file exists on the host (each client looks for it four times a second), for a
+        load run in the background (C(async)) that a drill ends when it has what it needs. O(duration) still
+        bounds the run. Requests still in doubt are then looked up for at most 10 more seconds.
+      - A file that exists at the start ends the run at once; remove it first.
+    type: path
+  reconnect:
+    description:
+      - Connect again after a lost connection and keep trading until the deadline.
+      - When false, a client whose connection is lost stops, and the module fails naming it.
+    type: bool
+    default: true
+  max_backoff:
+    description:
+      - Longest wait in seconds (0.05..60) between two connection attempts. The wait starts at 0.05 s and
+        doubles with each failed attempt up to this; each wait is drawn from the upper half of it (jitter).
+    type: float
+    default: 2.0
   login_defaults_file:
     description: MySQL option file of the account to trade with (the application account by default).
     type: path
@@ -77,9 +106,22 @@ EXAMPLES = r"""
   stockdb_simulate:
     clients: 4
     duration: 300
+    ack_log: /var/lib/stockdb/drills/crash.ack
   async: 420
   poll: 0
   register: load
+
+- name: Wait for the load to end
+  ansible.builtin.async_status:
+    jid: "{{ load.ansible_job_id }}"
+  register: done
+  until: done is finished
+  retries: 90
+  delay: 5
+
+- name: Ensure nothing the clients acknowledged through the fault is missing
+  stockdb_check:
+    ack_log: /var/lib/stockdb/drills/crash.ack
 """
 
 RETURN = r"""
@@ -103,7 +145,9 @@ transactions_per_s:
   returned: success
   type: float
 latency_ms:
-  description: Latency of committed transactions (including retries) in milliseconds, p50, p95, p99 and max.
+  description:
+    - Latency of committed transactions (including retries) in milliseconds, p50, p95, p99 and max.
+      An in-doubt request's latency runs until it was found committed.
   returned: success
   type: dict
 rejections:
@@ -111,13 +155,54 @@ rejections:
   returned: success
   type: dict
 errors:
-  description: Database errors by MariaDB error number that ended a request after its retries.
+  description:
+    - Every error the clients met, by kind - whether it ended a request, was retried (see RV(retries)) or
+      was a failed connection attempt. Kinds - C(lock_wait_timeout), C(deadlock), C(connection_lost),
+      C(connection_refused), C(too_many_connections), C(access_denied), C(disk_full), C(table_full),
+      C(statement_timeout), C(query_interrupted), C(read_only), C(commit_failed), C(constraint_failed),
+      C(commands_out_of_sync); C(other:<error number>) or C(other:<exception type>) for anything else;
+      C(ack_log:<errno name>) when the ack log could not be written (that request stays unacknowledged).
   returned: success
   type: dict
+  sample: {"connection_lost": 8, "connection_refused": 35, "lock_wait_timeout": 2}
 retries:
   description: Deadlock and lock-wait-timeout retries.
   returned: success
   type: int
+reconnects:
+  description: Connections made again after one was lost.
+  returned: success
+  type: int
+in_doubt:
+  description: Orders and cancels whose connection was lost while they were being committed.
+  returned: success
+  type: int
+resolved:
+  description:
+    - The in-doubt requests looked up afterwards. C(found) - committed, acknowledged then (counted among
+      the placed orders or the cancels, with their status and trades at that time); C(not_found) - not
+      committed (orders not placed, cancels that did not happen).
+  returned: success
+  type: dict
+  sample: {"found": 3, "not_found": 5}
+unresolved:
+  description: In-doubt requests still not looked up at the deadline (never acknowledged).
+  returned: success
+  type: int
+stopped_early:
+  description: Whether O(stop_file) ended the run before O(duration).
+  returned: success
+  type: bool
+run_id:
+  description: This run's id, the first part of every order's client reference (C(orders.client_ref)).
+  returned: success
+  type: str
+  sample: "20261201094512a3f09c"
+failures:
+  description: Clients that stopped before the deadline, with the cause (the module then fails).
+  returned: always
+  type: list
+  elements: str
 duration_s:
   description: Wall time of the run.
   returned: success
@@ -133,7 +218,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.stockdb import db, simulator
 
-LIMITS = dict(clients=(1, 256), duration=(1, 86400), symbols=(1, 961))
+LIMITS = dict(clients=(1, 256), duration=(1, 86400), symbols=(1, 961), max_backoff=(0.05, 60.0))
 SHARES = ("invalid_share", "cancel_share", "market_share")
 
 
@@ -147,10 +232,11 @@ def validate(module):
     for name in SHARES:
         if not 0.0 <= params[name] <= 1.0:
             module.fail_json(msg=f"{name}={params[name]} must be between 0 and 1")
-    if params["ack_log"]:
-        directory = os.path.dirname(params["ack_log"]) or "."
-        if not os.path.isdir(directory):
-            module.fail_json(msg=f"ack_log directory {directory} does not exist")
+    for name in ("ack_log", "stop_file"):
+        if params[name]:
+            directory = os.path.dirname(params[name]) or "."
+            if not os.path.isdir(directory):
+                module.fail_json(msg=f"{name} directory {directory} does not exist")
 
 
 def main():
@@ -166,6 +252,9 @@ def main():
         invalid_share=dict(type="float", default=0.02),
         cancel_share=dict(type="float", default=0.15),
         market_share=dict(type="float", default=0.2),
+        stop_file=dict(type="path"),
+        reconnect=dict(type="bool", default=True),
+        max_backoff=dict(type="float", default=2.0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     validate(module)

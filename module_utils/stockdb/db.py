@@ -5,6 +5,7 @@ mariadb role, mode 0600), never through the command line.
 """
 
 import os
+import re
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -25,6 +26,49 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 ER_LOCK_DEADLOCK = 1213
 ER_CONSTRAINT_FAILED = 4025
 RETRYABLE_ERRORS = (ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK)
+
+# Readable kinds of the server's and the client library's error numbers (server 1000-1999 and
+# 4000-, client library 2000-2999). Anything else is `other:<number>`, or `other:<exception type>`
+# for an exception without one.
+ERROR_KINDS = {
+    ER_LOCK_WAIT_TIMEOUT: "lock_wait_timeout",
+    ER_LOCK_DEADLOCK: "deadlock",
+    ER_CONSTRAINT_FAILED: "constraint_failed",
+    # The connection broke: killed, server gone, shut down, or timed out by either side.
+    1053: "connection_lost",   # ER_SERVER_SHUTDOWN
+    1077: "connection_lost",   # ER_NORMAL_SHUTDOWN
+    1152: "connection_lost",   # ER_ABORTING_CONNECTION
+    1158: "connection_lost",   # ER_NET_READ_ERROR
+    1159: "connection_lost",   # ER_NET_READ_INTERRUPTED
+    1160: "connection_lost",   # ER_NET_ERROR_ON_WRITE
+    1161: "connection_lost",   # ER_NET_WRITE_INTERRUPTED
+    1927: "connection_lost",   # ER_CONNECTION_KILLED
+    4031: "connection_lost",   # ER_CLIENT_INTERACTION_TIMEOUT
+    2006: "connection_lost",   # CR_SERVER_GONE_ERROR
+    2013: "connection_lost",   # CR_SERVER_LOST
+    2055: "connection_lost",   # CR_SERVER_LOST_EXTENDED
+    2014: "commands_out_of_sync",
+    # No connection could be made.
+    2002: "connection_refused",  # CR_CONNECTION_ERROR (socket)
+    2003: "connection_refused",  # CR_CONN_HOST_ERROR (TCP)
+    2012: "connection_refused",  # CR_SERVER_HANDSHAKE_ERR
+    1040: "too_many_connections",  # ER_CON_COUNT_ERROR: max_connections
+    1203: "too_many_connections",  # ER_TOO_MANY_USER_CONNECTIONS: max_user_connections
+    1045: "access_denied",
+    # The server refused the statement.
+    1021: "disk_full",         # ER_DISK_FULL
+    1114: "table_full",        # ER_RECORD_FILE_FULL
+    1969: "statement_timeout",  # ER_STATEMENT_TIMEOUT: max_statement_time
+    1317: "query_interrupted",  # ER_QUERY_INTERRUPTED: KILL QUERY
+    1290: "read_only",         # ER_OPTION_PREVENTS_STATEMENT
+    1180: "commit_failed",     # ER_ERROR_DURING_COMMIT
+}
+# Kinds after which the connection is unusable: the client must connect again.
+CONNECTION_KINDS = frozenset(("connection_lost", "commands_out_of_sync", "connection_refused", "too_many_connections",
+                              "access_denied"))
+# Write errors whose message names errno 28 (ENOSPC) are a full disk too.
+_DISK_FULL_CODES = (1026, 1030)  # ER_ERROR_ON_WRITE, ER_GET_ERRNO
+_ENOSPC = re.compile(r"No space left|\b(?:errcode|error|errno):? 28\b", re.IGNORECASE)
 
 
 def connection_argument_spec():
@@ -80,22 +124,25 @@ def connect(params, autocommit=False, **extra):
     return pymysql.connect(**kwargs)
 
 
-def connect_fast(params, autocommit=False, multi_statements=False):
+def connect_fast(params, autocommit=False, multi_statements=False, **extra):
     """A connection for the hot path: mysqlclient (C, python3-mysqldb) when installed, else PyMySQL.
 
-    Both speak DB-API with the same paramstyle and error arguments (errno, message).
+    Both speak DB-API with the same paramstyle and error arguments (errno, message), and take the
+    same `extra` keywords used here (connect_timeout, read_timeout, write_timeout; whole seconds).
     """
     try:
         import MySQLdb
         from MySQLdb.constants import CLIENT as MYSQLDB_CLIENT
     except ImportError:
-        return connect(params, autocommit=autocommit, client_flag=MULTI_STATEMENTS if multi_statements else 0)
+        return connect(params, autocommit=autocommit, client_flag=MULTI_STATEMENTS if multi_statements else 0,
+                       **extra)
     kwargs = connect_kwargs(params, autocommit=autocommit)
     kwargs["db"] = kwargs.pop("database")
     if "password" in kwargs:
         kwargs["passwd"] = kwargs.pop("password")
     if multi_statements:
         kwargs["client_flag"] = MYSQLDB_CLIENT.MULTI_STATEMENTS
+    kwargs.update(extra)
     return MySQLdb.connect(**kwargs)
 
 
@@ -114,3 +161,25 @@ def error_code(exc):
     """The MariaDB error number of a PyMySQL exception, or None."""
     args = getattr(exc, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
+
+
+def error_kind(exc):
+    """A short readable name for what an exception of the driver (or of the network) means.
+
+    A kind of ERROR_KINDS, `disk_full` for a write error of errno 28, `connection_lost` for a closed
+    connection (number 0) or a socket error, else `other:<number>` or `other:<exception type>`.
+    """
+    if isinstance(exc, (OSError, EOFError)):  # socket errors, timeouts, a reset: what the drivers let through
+        return "connection_lost"
+    code = error_code(exc)
+    if code is not None:
+        if code in ERROR_KINDS:
+            return ERROR_KINDS[code]
+        if code == 1226 and "connections" in str(exc):  # ER_USER_LIMIT_REACHED: the account's MAX_USER_CONNECTIONS
+            return "too_many_connections"
+        if code in _DISK_FULL_CODES and _ENOSPC.search(str(exc)):
+            return "disk_full"
+        if code == 0:  # the driver's "(0, '')": the connection is closed
+            return "connection_lost"
+        return f"other:{code}"
+    return f"other:{type(exc).__name__}"

@@ -71,13 +71,16 @@ def read_ack_log(path, until=None):
     """What an ack log acknowledged, optionally up to a time.
 
     Lines are JSON objects with kind (order, cancel, trade), id, status and committed_at
-    ('YYYY-MM-DD HH:MM:SS.ffffff', UTC). Returns a dict: order and trade ids, `terminal`
-    {order_id: FILLED or CANCELLED} for orders acknowledged in a final state (a cancel
-    acknowledges CANCELLED), the lines read, and the lines after `until`.
+    ('YYYY-MM-DD HH:MM:SS.ffffff', UTC); the simulator adds client, latency_ms, an order's
+    client_ref, and `"in_doubt": true` on an order or cancel acknowledged only after it was looked up
+    (its connection was lost while it was committed; committed_at is then the time it was found).
+    Returns a dict: order and trade ids, `terminal` {order_id: FILLED or CANCELLED} for orders
+    acknowledged in a final state (a cancel acknowledges CANCELLED), the lines read, the lines
+    after `until`, and the in-doubt acknowledgements among those up to `until`.
     """
     import json
 
-    ack = dict(orders=set(), trades=set(), terminal={}, lines=0, after=0)
+    ack = dict(orders=set(), trades=set(), terminal={}, lines=0, after=0, in_doubt=0)
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             line = line.strip()
@@ -93,6 +96,7 @@ def read_ack_log(path, until=None):
                 continue
             if entry["kind"] in ("order", "cancel"):
                 ack["orders"].add(int(entry["id"]))
+                ack["in_doubt"] += entry.get("in_doubt") is True
                 if entry.get("status") in ("FILLED", "CANCELLED"):
                     ack["terminal"][int(entry["id"])] = entry["status"]
             elif entry["kind"] == "trade":
@@ -150,7 +154,7 @@ def check_database(cursor, names=None, ack_log=None, ack_until=None):
     missing_trades = missing_ids(cursor, "trades", "trade_id", acked["trades"])
     reverted = status_mismatches(cursor, acked["terminal"])
     ack = dict(lines=acked["lines"], lines_after_until=acked["after"], orders=len(acked["orders"]),
-               trades=len(acked["trades"]), final_statuses=len(acked["terminal"]),
+               trades=len(acked["trades"]), final_statuses=len(acked["terminal"]), in_doubt_confirmed=acked["in_doubt"],
                missing_orders=missing_orders[:100], missing_trades=missing_trades[:100],
                reverted_statuses=[list(r) for r in reverted[:100]],
                missing=len(missing_orders) + len(missing_trades) + len(reverted))

@@ -6,24 +6,67 @@ listings, within its accounts' buying power and holdings as it last read them, c
 open orders, and sends a small share of deliberately bad orders (unknown account or symbol, zero
 quantity, non-positive price) that must be rejected. Deadlocks and lock-wait timeouts are retried a bounded
 number of times. After each commit, the client appends the order and trade ids with the commit
-time to the acknowledgement log, so a later drill can prove nothing acknowledged was lost.
+time and the request's latency to the acknowledgement log, so a later drill can prove nothing
+acknowledged was lost and measure orders/s and latency from the log alone.
+
+Clients trade through faults until their deadline. Every error is counted by kind
+(db.error_kind); a client whose connection is lost connects again with bounded exponential backoff
+and jitter. A request whose connection was lost during the call that commits it is *in doubt*: it
+may or may not have been committed. The client never acknowledges it on the spot; on its next
+connection it looks the order up by the reference it gave it (orders.client_ref; a cancel by the
+order's status) and acknowledges it only when it is there. Orders carry references
+`<run id>-<client>-<sequence>`.
 """
 
+import errno
 import math
 import multiprocessing
 import os
+import queue as queues
 import random
+import secrets
 import time
+from collections import namedtuple
 from datetime import datetime, timezone
 
 from . import db
 from .engine import Engine, Rejected, round_to_tick
 
 MAX_RETRIES = 5
+RETRYABLE_KINDS = ("lock_wait_timeout", "deadlock")
+# Reconnection: the wait before attempt n (from 0) is drawn from [c/2, c], c = min(max_backoff, BASE * 2**n).
+BACKOFF_BASE_S = 0.05
+# How long past the deadline a call may wait for the server's answer (the connection's read timeout).
+READ_GRACE_S = 10
+# How long past the deadline the parent waits for the clients' reports.
+REPORT_GRACE_S = 120
+# How often a client looks for the stop file, and how long it may go on looking up what is in doubt
+# after the run ended (never past the deadline).
+STOP_CHECK_S = 0.25
+SETTLE_S = 10
 # placed: orders committed; cancels: cancel requests committed; cancelled: orders that ended cancelled
-# (by a cancel request, or the unfilled rest of a market order).
+# (by a cancel request, or the unfilled rest of a market order). in_doubt: requests whose commit
+# outcome was unknown; found / not_found: of those, committed or not as looked up afterwards;
+# unresolved: still in doubt at the deadline.
 COUNTERS = dict(placed=0, filled=0, partially_filled=0, resting=0, cancelled=0, cancels=0, rejected=0, trades=0,
-                retries=0)
+                retries=0, reconnects=0, in_doubt=0, found=0, not_found=0, unresolved=0)
+
+# A request whose commit outcome is unknown, with what the client needs to look it up.
+InDoubt = namedtuple("InDoubt", "request client_ref started")
+
+
+class ConnectionGone(Exception):
+    """The connection was lost and the client does not reconnect (reconnect off)."""
+
+
+def backoff(attempt, max_backoff, rng):
+    """Seconds to wait before reconnection attempt `attempt` (0, 1, ...): exponential up to max_backoff, jittered.
+
+    The ceiling doubles from BACKOFF_BASE_S and stops at max_backoff; the wait is drawn from the
+    upper half of it, so clients that lost the server together do not all come back together.
+    """
+    ceiling = min(max_backoff, BACKOFF_BASE_S * 2 ** min(attempt, 32))
+    return ceiling / 2 + rng.random() * ceiling / 2
 
 
 def percentile(sorted_values, share):
@@ -63,26 +106,133 @@ class Client:
     It knows its accounts' buying power and holdings (read every REFRESH_S seconds, and lowered by
     its own orders in between), so it mostly sends orders that can succeed, as a trading front end
     would; the engine still checks everything, and a share of orders is malformed on purpose.
+
+    `open_connection(seconds_left)` returns a new connection (READ COMMITTED, multi-statements on);
+    the client calls it again whenever its connection is lost, until `deadline` (time.monotonic())
+    or until `stop_file` exists.
     """
 
     REFRESH_S = 1.0
 
-    def __init__(self, number, conn, universe, accounts, rng, ack_fd, invalid_share, cancel_share, market_share):
+    def __init__(self, number, universe, accounts, rng, ack_fd, deadline, open_connection, run_id="",
+                 invalid_share=0.0, cancel_share=0.0, market_share=0.0, reconnect=True, max_backoff=2.0,
+                 stop_file=None):
         self.number = number
-        self.conn = conn
-        self.engine = Engine(conn)
         self.universe = universe
         self.accounts = accounts
         self.rng = rng
         self.ack_fd = ack_fd
+        self.deadline = deadline
+        self.open_connection = open_connection
+        self.run_id = run_id
         self.invalid_share = invalid_share
         self.cancel_share = cancel_share
         self.market_share = market_share
+        self.reconnect = reconnect
+        self.max_backoff = max_backoff
+        self.stop_file = stop_file
+        self.stop_checked = 0.0
+        self.stopped = False
+        self.conn = None
+        self.engine = None
+        self.connected_before = False
+        self.sequence = 0
+        self.in_doubt = []
         self.open_orders = []
         self.cash = {}
         self.shares = {}
         self.refreshed = 0.0
         self.stats = dict(COUNTERS, rejections={}, errors={}, latencies=[])
+
+    def over(self):
+        """The deadline passed, or the stop file appeared (looked for at most every STOP_CHECK_S)."""
+        now = time.monotonic()
+        if now >= self.deadline:
+            return True
+        if self.stop_file and not self.stopped and now - self.stop_checked >= STOP_CHECK_S:
+            self.stop_checked = now
+            self.stopped = os.path.exists(self.stop_file)
+        return self.stopped
+
+    def settle(self, seconds=SETTLE_S):
+        """After the run: look up what is still in doubt, for at most `seconds` and never past the deadline."""
+        self.deadline = min(self.deadline, time.monotonic() + seconds)
+        self.stop_file, self.stopped = None, False
+        while self.in_doubt and time.monotonic() < self.deadline:
+            self.step(resolve_only=True)
+
+    # --- the connection ---------------------------------------------------------------------------
+
+    def connect(self):
+        """Connect (again), retrying with backoff until the run is over; False when it ended first."""
+        attempt = 0
+        while True:
+            if self.over():
+                return False
+            left = self.deadline - time.monotonic()
+            try:
+                conn = self.open_connection(left)
+                break
+            except Exception as exc:  # noqa: BLE001 - every failure is counted by kind
+                kind = db.error_kind(exc)
+                self._count("errors", kind)
+                if not self.reconnect:
+                    raise ConnectionGone(f"cannot connect ({kind}: {exc})") from exc
+                time.sleep(min(backoff(attempt, self.max_backoff, self.rng), max(0.0, self.deadline - time.monotonic())))
+                attempt += 1
+        if self.connected_before:
+            self.stats["reconnects"] += 1
+        self.connected_before = True
+        self.conn, self.engine = conn, Engine(conn)
+        self.refreshed = 0.0  # the account view is read again on the new connection
+        return True
+
+    def close(self):
+        conn, self.conn, self.engine = self.conn, None, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001,S110 - the connection may be gone already
+                pass
+
+    def _rollback(self):
+        """Roll back the open transaction; False when the connection is not usable any more."""
+        try:
+            self.conn.rollback()
+            return True
+        except Exception:  # noqa: BLE001 - a broken connection is replaced by the caller
+            return False
+
+    def _fault(self, exc):
+        """Count an error by kind; drop the connection when it is lost (or cannot even roll back)."""
+        kind = db.error_kind(exc)
+        self._count("errors", kind)
+        if kind not in db.CONNECTION_KINDS and self.conn is not None and self._rollback():
+            return
+        self.close()
+        if not self.reconnect:
+            raise ConnectionGone(f"connection lost ({kind}: {exc})") from exc
+
+    def step(self, resolve_only=False):
+        """Connect if needed, settle what is in doubt, then one request (unless resolve_only).
+
+        Returns False only when the run ended (deadline, stop file) while connecting. Faults are counted, never
+        raised; with reconnect off, a lost connection raises ConnectionGone.
+        """
+        try:
+            if self.conn is None and not self.connect():
+                return False
+            if self.in_doubt:
+                self.resolve()
+            if not resolve_only:
+                self.run_one()
+        except ConnectionGone:
+            raise
+        except Exception as exc:  # noqa: BLE001 - classified and counted
+            self._fault(exc)
+        return True
+
+    # --- the requests -----------------------------------------------------------------------------
 
     def refresh(self):
         """Re-read the buying power and holdings of this client's accounts (plain reads, no locks)."""
@@ -156,15 +306,24 @@ class Client:
             else:
                 held.pop(stock_id, None)
 
-    def _ack(self, kind, ident, trade_ids, status):
-        """Append the committed request to the ack log: one JSON object per order, cancel and trade."""
+    def _ack(self, kind, ident, trade_ids, status, latency_ms, client_ref=None, in_doubt=False):
+        """Append a committed request to the ack log: one JSON object per order, cancel and trade.
+
+        Order and cancel lines carry the request's latency (for an in-doubt request: until it was
+        confirmed, and `"in_doubt": true`); order lines carry the client's reference.
+        """
         if self.ack_fd is None:
             return
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
         tail = f'"committed_at": "{now}", "client": {self.number}}}\n'
-        text = f'{{"kind": "{kind}", "id": {ident}, "status": "{status}", ' + tail
+        fields = f'"client_ref": "{client_ref}", ' if client_ref else ""
+        fields += f'"latency_ms": {latency_ms:.3f}, ' + ('"in_doubt": true, ' if in_doubt else "")
+        text = f'{{"kind": "{kind}", "id": {ident}, "status": "{status}", {fields}' + tail
         text += "".join(f'{{"kind": "trade", "id": {t}, "order_id": {ident}, ' + tail for t in trade_ids)
-        os.write(self.ack_fd, text.encode())
+        try:
+            os.write(self.ack_fd, text.encode())
+        except OSError as exc:  # e.g. its disk is full: committed, but not acknowledged (which is safe)
+            self._count("errors", f"ack_log:{errno.errorcode.get(exc.errno, exc.errno)}")
 
     def _count(self, bucket, key):
         self.stats[bucket][key] = self.stats[bucket].get(key, 0) + 1
@@ -173,13 +332,17 @@ class Client:
         request = self.next_request()
         if request[0] == "skip":
             return
+        client_ref = None
+        if request[0] == "order":
+            self.sequence += 1
+            client_ref = f"{self.run_id}-{self.number}-{self.sequence}"
         started = time.monotonic()
         for attempt in range(MAX_RETRIES + 1):
             try:
                 if request[0] == "cancel":
                     result = self.engine.cancel(request[1], account_id=request[2])
                 else:
-                    result = self.engine.place(*request[1:])
+                    result = self.engine.place(*request[1:], client_ref=client_ref)
                 break
             except Rejected as rejected:  # the procedure rolled back already
                 if request[0] == "cancel":  # filled or cancelled meanwhile: nothing to do
@@ -189,25 +352,27 @@ class Client:
                     self._count("rejections", rejected.reason)
                 return
             except Exception as exc:  # noqa: BLE001 - classified below
-                try:
-                    self.conn.rollback()
-                except Exception:  # noqa: BLE001,S110 - the connection may be gone
-                    pass
-                code = db.error_code(exc)
-                if code in db.RETRYABLE_ERRORS and attempt < MAX_RETRIES:
-                    self.stats["retries"] += 1
-                    time.sleep(0.001 * (2 ** attempt) * (1 + self.rng.random()))
-                    continue
-                self._count("errors", f"{code or type(exc).__name__}")
-                if code == db.ER_CONSTRAINT_FAILED or code is None:
+                kind = db.error_kind(exc)
+                if kind in db.CONNECTION_KINDS or db.error_code(exc) is None:
+                    # Lost during the call that commits (or failed in a way the server did not
+                    # report): committed or not, nobody knows yet. Looked up on the next connection.
+                    self.stats["in_doubt"] += 1
+                    self.in_doubt.append(InDoubt(request, client_ref, started))
                     raise
-                return
-        self.stats["latencies"].append((time.monotonic() - started) * 1000.0)
+                if kind not in RETRYABLE_KINDS or attempt == MAX_RETRIES or self.over():
+                    raise  # the server refused it: not committed; counted by step()
+                self._count("errors", kind)
+                self.conn.rollback()
+                self.stats["retries"] += 1
+                time.sleep(0.001 * (2 ** attempt) * (1 + self.rng.random()))
         if request[0] == "cancel":
-            self.stats["cancels"] += 1
-            self.stats["cancelled"] += 1
-            self._ack("cancel", request[1], [], "CANCELLED")
-            return
+            self._cancelled(request, started)
+        else:
+            self._placed(request, result, started, client_ref)
+
+    def _placed(self, request, result, started, client_ref, in_doubt=False):
+        latency = (time.monotonic() - started) * 1000.0
+        self.stats["latencies"].append(latency)
         self._after_order(request, result)
         self.stats["placed"] += 1
         self.stats["trades"] += len(result.trade_ids)
@@ -221,33 +386,81 @@ class Client:
             self.stats["resting"] += 1
             self.open_orders.append((result.order_id, request[1]))
             del self.open_orders[:-200]
-        self._ack("order", result.order_id, result.trade_ids, result.status)
+        self._ack("order", result.order_id, result.trade_ids, result.status, latency, client_ref, in_doubt)
+
+    def _cancelled(self, request, started, in_doubt=False):
+        latency = (time.monotonic() - started) * 1000.0
+        self.stats["latencies"].append(latency)
+        self.stats["cancels"] += 1
+        self.stats["cancelled"] += 1
+        self._ack("cancel", request[1], [], "CANCELLED", latency, in_doubt=in_doubt)
+
+    def resolve(self):
+        """Look up every in-doubt request: acknowledge what was committed, count what was not.
+
+        An order is found by its reference; a cancel took effect when its order is CANCELLED (only
+        this client cancels its accounts' orders), otherwise the order is open again for it.
+        A lookup that fails leaves the request (and those after it) in doubt for the next step.
+        """
+        while self.in_doubt:
+            request, client_ref, started = self.in_doubt[0]
+            if request[0] == "order":
+                found = self.engine.find_order(client_ref, request[2])
+                if found is not None:
+                    self._placed(request, found, started, client_ref, in_doubt=True)
+            else:
+                status = self.engine.order_status(request[1])
+                found = status == "CANCELLED"
+                if found:
+                    self._cancelled(request, started, in_doubt=True)
+                elif status in ("NEW", "PARTIAL"):
+                    self.open_orders.append((request[1], request[2]))
+            self.stats["found" if found else "not_found"] += 1
+            self.in_doubt.pop(0)
 
 
-def client_main(number, params, universe, deadline, quota, queue):
-    """Entry point of one client process: run until the deadline or the quota, report stats."""
-    stats = None
+def open_client_connection(params, seconds_left):
+    """A simulator client's connection: READ COMMITTED, multi-statements, timeouts within the deadline."""
+    timeout = max(1, math.ceil(seconds_left))
+    conn = db.connect_fast(params, autocommit=False, multi_statements=True,
+                           connect_timeout=min(params.get("connect_timeout") or 10, timeout),
+                           read_timeout=timeout + READ_GRACE_S, write_timeout=timeout + READ_GRACE_S)
     try:
-        conn = db.connect_fast(params, autocommit=False, multi_statements=True)
         with conn.cursor() as cur:
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    except Exception:
+        conn.close()
+        raise
+    return conn
+
+
+def client_main(number, params, universe, deadline, quota, queue, run_id):
+    """Entry point of one client process: run until the deadline, the quota or the stop file, report stats."""
+    stats, failure, client = None, None, None
+    try:
         ack_fd = None
         if params.get("ack_log"):
             ack_fd = os.open(params["ack_log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         accounts = universe.account_ids[number::params["clients"]]
-        client = Client(number, conn, universe, accounts, random.Random(params["seed"] * 1000 + number), ack_fd,
-                        params["invalid_share"], params["cancel_share"], params["market_share"])
+        client = Client(number, universe, accounts, random.Random(params["seed"] * 1000 + number), ack_fd, deadline,
+                        lambda left: open_client_connection(params, left), run_id=run_id,
+                        invalid_share=params["invalid_share"], cancel_share=params["cancel_share"],
+                        market_share=params["market_share"], reconnect=params.get("reconnect", True),
+                        max_backoff=params.get("max_backoff") or 2.0, stop_file=params.get("stop_file"))
         stats = client.stats
         done = 0
-        while time.monotonic() < deadline and (quota is None or done < quota):
-            client.run_one()
-            done += 1
-        conn.close()
+        while not client.over() and (quota is None or done < quota):
+            if client.step():
+                done += 1
+        client.settle()
+        client.close()
         if ack_fd is not None:
             os.close(ack_fd)
-        queue.put((number, stats, None))
     except Exception as exc:  # noqa: BLE001 - reported to the parent
-        queue.put((number, stats, f"{type(exc).__name__}: {exc}"))
+        failure = f"{type(exc).__name__}: {exc}"
+    if client is not None:
+        stats["unresolved"] = len(client.in_doubt)
+    queue.put((number, stats, failure))
 
 
 def merge(all_stats):
@@ -264,6 +477,11 @@ def merge(all_stats):
     return total, latencies
 
 
+def new_run_id():
+    """A run's id for the order references: UTC start time and a random suffix."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S") + secrets.token_hex(3)
+
+
 def run(params):
     """Run the simulation; returns the result dict of the module."""
     conn = db.connect(params)
@@ -275,28 +493,40 @@ def run(params):
     quota = None
     if params.get("orders"):
         quota = -(-params["orders"] // clients)
+    run_id = new_run_id()
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     started = time.monotonic()
     deadline = started + params["duration"]
-    processes = [ctx.Process(target=client_main, args=(n, params, universe, deadline, quota, queue), daemon=True)
+    processes = [ctx.Process(target=client_main, args=(n, params, universe, deadline, quota, queue, run_id),
+                             daemon=True)
                  for n in range(clients)]
     for p in processes:
         p.start()
-    results, failures = [], []
-    for _ in processes:
-        number, stats, failure = queue.get(timeout=params["duration"] + 120)
+    results, failures, reported = [], [], set()
+    while len(reported) < clients:
+        try:
+            number, stats, failure = queue.get(timeout=max(1.0, deadline + REPORT_GRACE_S - time.monotonic()))
+        except queues.Empty:
+            break
+        reported.add(number)
         if stats is not None:
             results.append(stats)
         if failure:
             failures.append(f"client {number}: {failure}")
+    failures.extend(f"client {n}: no report {REPORT_GRACE_S} s after the deadline; stopped"
+                    for n in range(clients) if n not in reported)
     for p in processes:
         p.join(timeout=10)
+        if p.is_alive():
+            p.terminate()
     elapsed = time.monotonic() - started
+    stop_file = params.get("stop_file")
     total, latencies = merge(results)
     committed = total["placed"] + total["cancels"]
     return dict(
         clients=clients,
+        run_id=run_id,
         duration_s=round(elapsed, 3),
         orders=dict(placed=total["placed"], filled=total["filled"], partially_filled=total["partially_filled"],
                     resting=total["resting"], cancelled=total["cancelled"], rejected=total["rejected"]),
@@ -308,6 +538,11 @@ def run(params):
         rejections=total["rejections"],
         errors=total["errors"],
         retries=total["retries"],
+        reconnects=total["reconnects"],
+        in_doubt=total["in_doubt"],
+        resolved=dict(found=total["found"], not_found=total["not_found"]),
+        unresolved=total["unresolved"],
+        stopped_early=bool(stop_file) and os.path.exists(stop_file) and elapsed < params["duration"],
         failures=failures,
     )
 

@@ -1,4 +1,4 @@
-"""The order engine (stored procedures place_order and cancel_order) on a live server.
+"""The order engine (stored procedures place_order_ref, place_order and cancel_order) on a live server.
 
 Runs in the scratch database `stockdb_scratch` that Molecule's side_effect seeds from
 tests/data/awkward_listing.csv: stock 1 (00001A, reference 10,000 KRW, tick 10, limits 7,000 to
@@ -9,7 +9,8 @@ book starts empty; the tests run in file order and build on each other.
 import shlex
 
 import pytest
-from stockdb.invariants import CHECKS  # the project's package, on pytest's pythonpath (pyproject.toml)
+from stockdb.engine import TAKER_TRADES  # the project's package, on pytest's pythonpath (pyproject.toml)
+from stockdb.invariants import CHECKS
 
 DB = "stockdb_scratch"
 ADMIN = "/etc/stockdb/admin.cnf"
@@ -125,7 +126,31 @@ def test_a_large_order_sweeps_every_crossing_order(host, book):
     assert run(host, f"CALL cancel_order({order['order_id']}, 3)").rc == 0
 
 
+def test_an_order_carries_the_clients_reference(host, book):
+    result = run(host, "CALL place_order_ref(2, 1, 'BUY', 'LIMIT', 9000, 1, 'it-ref-1')")
+    assert result.rc == 0, result.stderr
+    order_id = int(result.stdout.split("\t")[0])
+    assert query(host, "SELECT order_id, status FROM orders WHERE client_ref = 'it-ref-1'") == [[str(order_id), "NEW"]]
+    assert query(host, "SELECT COUNT(*) FROM orders WHERE client_ref IS NOT NULL") == [["1"]]  # place_order: NULL
+    book["ref_bid"] = order_id
+
+
+def test_an_order_found_by_its_reference_has_the_trades_it_made_when_placed(host, book):
+    """What the simulator acknowledges for an in-doubt order it found: not the trades made later by newer orders."""
+    ask = place(host, 1, 1, "SELL", "LIMIT", 9_500, 2)
+    result = run(host, "CALL place_order_ref(3, 1, 'BUY', 'LIMIT', 9500, 3, 'it-ref-2')")
+    assert result.rc == 0, result.stderr
+    order_id, status, filled, trades = result.stdout.strip().split("\t")
+    assert (status, filled) == ("PARTIAL", "2")
+    later = place(host, 1, 1, "SELL", "LIMIT", 9_500, 1)  # takes the rest of the bid: a trade made later
+    assert later["status"] == "FILLED" and trades_of(host, ask["order_id"])
+    taker = query(host, TAKER_TRADES["BUY"].replace("%s", order_id))
+    assert [row[0] for row in taker] == trades.split(",")
+    assert len(trades_of(host, int(order_id))) == len(taker) + 1
+
+
 @pytest.mark.parametrize(("call", "reason"), [
+    ("CALL place_order_ref(2, 1, 'BUY', 'LIMIT', 9000, 1, 'it-ref-1')", "duplicate_client_ref"),
     ("CALL place_order(1, 1, 'BUY', 'LIMIT', 10000, 0)", "non_positive_qty"),
     ("CALL place_order(1, 1, 'BUY', 'LIMIT', 10000, -5)", "non_positive_qty"),
     ("CALL place_order(1, 1, 'BUY', 'LIMIT', 0, 5)", "non_positive_price"),
@@ -148,6 +173,10 @@ def test_bad_requests_are_rejected_by_name_and_write_nothing(host, book, call, r
     result = run(host, call)
     assert result.rc != 0 and f"stockdb:{reason}" in result.stderr, result.stderr
     assert query(host, state) == before
+
+
+def test_the_order_with_a_reference_cancels_like_any_other(host, book):
+    assert run(host, f"CALL cancel_order({book['ref_bid']}, 2)").rc == 0
 
 
 def test_cancelling_another_accounts_order_is_refused(host, book):

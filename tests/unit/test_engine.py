@@ -27,14 +27,35 @@ def test_krx_tick_sizes(price, tick):
     assert tick_size(price) == tick
 
 
-def test_the_procedure_uses_the_same_tick_bands():
-    """place_order computes ticks inline as ELT(INTERVAL(x, bounds...) + 1, ticks...): same bands as TICKS."""
-    sql = (Path(__file__).parents[2] / "files/sql/0004_place_order_fewer_statements.sql").read_text()
-    uses = re.findall(r"ELT\(INTERVAL\(\w+, ([\d, ]+)\) \+ 1, ([\d, ]+)\)", sql)
+SQL = Path(__file__).parents[2] / "files/sql"
+
+
+@pytest.mark.parametrize("migration", ["0004_place_order_fewer_statements.sql", "0005_order_client_ref.sql"])
+def test_the_procedure_uses_the_same_tick_bands(migration):
+    """place_order(_ref) computes ticks inline as ELT(INTERVAL(x, bounds...) + 1, ticks...): same bands as TICKS."""
+    uses = re.findall(r"ELT\(INTERVAL\(\w+, ([\d, ]+)\) \+ 1, ([\d, ]+)\)", (SQL / migration).read_text())
     assert len(uses) == 3
     for bounds, ticks in uses:
         assert [int(b) for b in bounds.split(",")] == [bound for bound, _ in TICKS]
         assert [int(t) for t in ticks.split(",")] == [tick for _, tick in TICKS] + [TOP_TICK]
+
+
+def test_the_newest_place_order_is_the_old_one_with_a_client_reference():
+    """0005 changes only the signature, the duplicate check and the INSERT; place_order keeps its six parameters."""
+    def body(text, name):
+        start = text.index(f"CREATE PROCEDURE {name}(")
+        return text[start:text.index("END //", start)]
+
+    old = body((SQL / "0004_place_order_fewer_statements.sql").read_text(), "place_order")
+    new_text = (SQL / "0005_order_client_ref.sql").read_text()
+    new = body(new_text, "place_order_ref")
+    assert "IN p_client_ref VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin)" in new and "stockdb:duplicate_client_ref" in new
+    assert "VALUES (p_client_ref, p_account" in new
+    kept = [line for line in old.splitlines()[5:] if "INSERT INTO orders" not in line and "VALUES (p_account" not in line]
+    assert all(line in new for line in kept)
+    wrapper = body(new_text, "place_order")
+    assert "IN p_qty BIGINT)" in wrapper
+    assert "CALL place_order_ref(p_account, p_stock, p_side, p_type, p_price, p_qty, NULL)" in wrapper
 
 
 def test_prices_round_to_a_valid_tick():

@@ -27,6 +27,23 @@ def test_ack_log_ids_final_statuses_and_cut_off(tmp_path):
     assert (early["orders"], early["terminal"], early["after"]) == ({1, 2}, {1: "FILLED"}, 2)
 
 
+def test_in_doubt_acknowledgements_count_like_the_others(tmp_path):
+    """An order or cancel confirmed after its connection was lost is acknowledged as present, and counted."""
+    log = tmp_path / "ack.log"
+    write_log(log, [
+        {"kind": "order", "id": 1, "status": "NEW", "client_ref": "r-0-1", "latency_ms": 1.2,
+         "committed_at": "2026-11-24 03:00:00.000001", "client": 0},
+        {"kind": "order", "id": 2, "status": "FILLED", "client_ref": "r-0-2", "latency_ms": 5210.5, "in_doubt": True,
+         "committed_at": "2026-11-24 03:00:09.000000", "client": 0},
+        {"kind": "trade", "id": 9, "order_id": 2, "committed_at": "2026-11-24 03:00:09.000000", "client": 0},
+        {"kind": "cancel", "id": 1, "status": "CANCELLED", "latency_ms": 3100.0, "in_doubt": True,
+         "committed_at": "2026-11-24 03:00:10.000000", "client": 0},
+    ])
+    ack = invariants.read_ack_log(str(log))
+    assert (ack["orders"], ack["trades"], ack["terminal"], ack["in_doubt"]) == ({1, 2}, {9}, {1: "CANCELLED", 2: "FILLED"}, 2)
+    assert invariants.read_ack_log(str(log), until="2026-11-24 03:00:09.500000")["in_doubt"] == 1
+
+
 def test_corrupt_ack_log_line_is_named(tmp_path):
     log = tmp_path / "ack.log"
     log.write_text('{"kind": "order", "id": 1, "committed_at": "x"}\n{broken\n')

@@ -78,3 +78,13 @@ def test_the_project_migrations_parse():
     ms = migrations.discover(str(REPO / "files/sql"))
     assert [m.version for m in ms] == list(range(1, len(ms) + 1))
     assert all(m.statements() for m in ms)
+
+
+def test_the_client_reference_migration_adds_the_column_and_keeps_place_order():
+    ms = {m.version: m for m in migrations.discover(str(REPO / "files/sql"))}
+    statements = ms[5].statements()
+    assert [s.split("(")[0].split("\n")[0].strip() for s in statements] == [
+        "ALTER TABLE orders", "DROP PROCEDURE place_order", "CREATE PROCEDURE place_order_ref",
+        "CREATE PROCEDURE place_order"]
+    assert "ADD COLUMN client_ref VARCHAR(64)" in statements[0] and "UNIQUE (client_ref)" in statements[0]
+    assert "NOT NULL" not in statements[0].split("COMMENT")[0]  # nullable: orders placed before have none
