@@ -6,14 +6,14 @@ transient systemd unit on the host, so it ends by itself even when the controlle
   disk        the filesystem a disk_full may fill: never the root filesystem, never one over the cap
   units       the systemd-run command of each fault (RuntimeMaxSec, what its stop undoes) and its names
   sessions    which server threads are chaos sessions: tagged by the worker, never replication or
-              system threads
+              system threads (the listing and what is a system thread live in sessions.py)
   inject      starting a fault and waiting until it is in effect; remove: undoing any fault's leftovers
   worker      what runs inside the unit for the SQL faults and disk_full
 
 This file is also the worker: the module copies its own source to the host's state directory and the
 unit runs it with the host's python3 (`python3 worker.py FAULT ...`). It therefore imports only the
 standard library at the top (PyMySQL inside the worker's functions) and nothing of the package but
-OpsError, which a worker run as a script does without.
+OpsError and the thread listing of sessions.py, which a worker run as a script does without.
 
 Every SQL fault is bounded three times: by the worker's own deadline, by the unit's RuntimeMaxSec,
 and on the server by session settings that end it even if the worker is SIGKILLed
@@ -32,8 +32,10 @@ import time
 from datetime import datetime, timezone
 
 try:
+    # the listing of the server's threads is shared with stockdb_sessions; library/stockdb_chaos.py reads it here
     from .ops import OpsError
-except ImportError:  # run as the worker script on a host: no package around this file
+    from .sessions import PROCESSLIST, PROCESSLIST_PLAIN, is_system  # noqa: F401
+except ImportError:  # run as the worker script on a host: no package around this file (nor the listing it does not use)
     OpsError = Exception
 
 
@@ -91,10 +93,6 @@ FAULT_LIMITS = dict(
 )
 LOCK_TARGETS = ("stocks", "accounts")
 DISK_TARGETS = ("datadir", "binlog", "tmpdir")
-# Threads of the server itself and of replication: never chaos sessions, never killed.
-SYSTEM_USERS = ("system user", "event_scheduler", "unauthenticated user", "")
-SYSTEM_COMMANDS = ("Binlog Dump", "Binlog Dump GTID", "Slave_IO", "Slave_SQL", "Slave_worker", "Daemon",
-                   "Register Slave")
 # MariaDB errors that end the opening of more sessions (connection_flood, query_storm): the server or account is full.
 FULL = {1040: "max_connections", 1203: "max_user_connections", 1226: "a resource limit of the account"}
 
@@ -291,20 +289,13 @@ def chaos_threads(rows, fault=None, recorded=None):
     recorded_user = (recorded or {}).get("user")
     chosen = []
     for row in rows:
-        if row.get("USER") in SYSTEM_USERS or row.get("COMMAND") in SYSTEM_COMMANDS:
+        if is_system(row):  # threads of the server and of replication (sessions.py)
             continue
         tag = row.get("TAG") or ""
         if tag == wanted or (not fault and tag.startswith(wanted)) or (
                 row.get("ID") in recorded_ids and recorded_user and row.get("USER") == recorded_user):
             chosen.append(row["ID"])
     return sorted(chosen)
-
-
-PROCESSLIST = ("SELECT p.ID, p.USER, p.COMMAND, p.TIME, p.STATE, a.ATTR_VALUE AS TAG FROM information_schema.PROCESSLIST p "
-               "LEFT JOIN performance_schema.session_connect_attrs a ON a.PROCESSLIST_ID = p.ID AND a.ATTR_NAME = 'program_name' "
-               "WHERE p.ID <> CONNECTION_ID()")
-PROCESSLIST_PLAIN = ("SELECT ID, USER, COMMAND, TIME, STATE, NULL AS TAG FROM information_schema.PROCESSLIST "
-                     "WHERE ID <> CONNECTION_ID()")
 
 
 # ---------------------------------------------------------------- files

@@ -7,8 +7,11 @@ A timeline is the binlog history of one lineage of the data: after a restore the
 restarts, so its files go to a new timeline directory and never overwrite the old ones.
 A gap (a binlog purged from the server before it was archived) is recorded in <state_dir>/archive-gap.json
 until a full backup taken after it makes point-in-time recovery whole again.
+purge_binlogs() frees the server's disk (disk full) by PURGE BINARY LOGS, but only of files the archive
+holds whole, so the archive never gets a gap from it.
 """
 
+import filecmp
 import os
 import re
 import shutil
@@ -155,6 +158,94 @@ def status(settings):
     directory = timeline_dir(settings, timeline)
     newest = max((os.path.getmtime(os.path.join(directory, name)) for name in archived), default=0.0)
     return dict(timeline=timeline, lag_bytes=lag, files=len(archived), bytes=sum(archived.values()), last_write=newest)
+
+
+# --------------------------------------------------------------------------- purging the server's binlogs
+
+
+def purge_plan(on_server, archived, same=None):
+    """What PURGE BINARY LOGS TO may remove: the server's binlogs from its oldest one on, while each is held
+    whole by the archive, never the server's current binlog nor the archive's newest file.
+
+    on_server: [(name, size)] as SHOW BINARY LOGS lists them, oldest first (the last one is being written);
+    archived: [(name, number, size)] of the current timeline; same(name) -> whether the archived copy has
+    the content of the server's file (None: sizes are compared only). Returns dict(purge_to: the oldest file
+    kept or None, files: [(name, size)] to purge, stopped_at, reason). OpsError when the archive holds
+    nothing, or lacks the server's oldest binlog (nothing at all could be purged safely).
+    """
+    if not on_server:
+        raise OpsError("the server lists no binary logs (log_bin is off?): nothing to purge")
+    if not archived:
+        raise OpsError("the binlog archive holds no file of the current timeline: nothing is known to be archived, "
+                       "nothing purged (is the archiver running? systemctl status stockdb-binlog-archiver)")
+    held = {name: size for name, _, size in archived}
+    files, reason = [], None
+    for index, (name, size) in enumerate(on_server):
+        if index == len(on_server) - 1:
+            reason = "the server's current binlog"
+        elif name not in held:
+            reason = "not in the archive"
+        elif held[name] != size:
+            reason = f"the archive holds {held[name]} of its {size} bytes (the archiver is behind)"
+        elif name == archived[-1][0]:
+            # archiver_start() resumes from the newest archived file; were it purged, it would record a gap
+            reason = "the archive's newest file: the archiver resumes from it, so the server keeps it"
+        elif same is not None and not same(name):
+            reason = "the archived copy differs from the server's file"
+        if reason:
+            break
+        files.append((name, size))
+    if not files and name not in held and name != on_server[-1][0]:
+        raise OpsError(f"the server's oldest binary log {name} is not in the binlog archive (which holds "
+                       f"{archived[0][0]}..{archived[-1][0]}): purging it could lose what was never archived; nothing purged")
+    return dict(purge_to=name if files else None, files=files, stopped_at=name, reason=reason)
+
+
+def purge_binlogs(settings, backups, dry_run=False):
+    """PURGE BINARY LOGS on the server up to what the archive of the current timeline holds whole.
+
+    backups: the catalogue (a recorded gap counts until a full backup covers it). Refuses while the archive
+    has a gap or holds nothing. Compares the archived copy byte for byte with the server's file where this
+    host can read the binlog directory, else by size (a closed binlog and its archived copy are identical;
+    only the file being written differs, in its in-use flag). dry_run: plan only. Returns what was (or would
+    be) purged: purge_to (the oldest file kept), files, bytes, and after a purge bytes_freed and not_removed.
+    """
+    timeline = current_timeline(settings)
+    gap = open_gap(settings, backups)
+    if gap:
+        raise OpsError(f"the binlog archive has a gap: {gap['lost']} was purged before it was archived (timeline "
+                       f"{gap['timeline']}, since {gap['at']}); take a full backup (stockdb-ops backup) before purging more")
+    archived = archived_binlogs(settings, timeline)
+    directory = timeline_dir(settings, timeline)
+    with connection.cursor(settings["admin_defaults_file"], "purging the server's binary logs") as cur:
+        cur.execute("SELECT @@log_bin_basename")
+        basename = cur.fetchone()[0]
+        cur.execute("SHOW BINARY LOGS")
+        on_server = [(row[0], int(row[1])) for row in cur.fetchall()]
+        binlog_dir = os.path.dirname(basename) if basename else None
+        readable = bool(binlog_dir) and os.access(binlog_dir, os.R_OK | os.X_OK)
+
+        def same(name):
+            return filecmp.cmp(os.path.join(binlog_dir, name), os.path.join(directory, name), shallow=False)
+
+        plan = purge_plan(on_server, archived, same if readable else None)
+        result = dict(dry_run=bool(dry_run), timeline=timeline, purge_to=plan["purge_to"],
+                      files=[name for name, _ in plan["files"]], bytes=sum(size for _, size in plan["files"]),
+                      compared="content" if readable else "size", kept_from=plan["stopped_at"], kept_because=plan["reason"])
+        if dry_run:
+            return result
+        if not plan["files"]:
+            return dict(result, not_removed=[], bytes_freed=0)
+        cur.execute("PURGE BINARY LOGS TO %s", (plan["purge_to"],))
+        cur.execute("SHOW BINARY LOGS")
+        left = {row[0] for row in cur.fetchall()}
+    result["not_removed"] = [name for name in result["files"] if name in left]
+    result["bytes_freed"] = sum(size for name, size in plan["files"] if name not in left)
+    report.append_log(settings["log_dir"], "archive",
+                      f"PURGED timeline={timeline} to={plan['purge_to']} files={len(result['files'])} "
+                      f"bytes={result['bytes_freed']} compared={result['compared']}"
+                      + (f" not_removed={','.join(result['not_removed'])}" if result["not_removed"] else ""))
+    return result
 
 
 # --------------------------------------------------------------------------- replay

@@ -5,6 +5,8 @@
   stockdb-ops list                               the backups kept, oldest first
   stockdb-ops archive-binlogs                    stream binlogs into the archive (the archiver service)
   stockdb-ops health                             the periodic health check, archive lag and gaps
+  stockdb-ops purge-binlogs [--dry-run]          free the server's disk: PURGE BINARY LOGS, only of
+                                                 files the binlog archive holds whole
 Settings: /etc/stockdb/ops.json (rendered by roles/backup), or --config FILE.
 Exit status: 0 done, 1 failed (the job's log, metrics and alert log say why), 2 bad usage.
 """
@@ -15,7 +17,7 @@ import os
 import sys
 
 from .. import report
-from . import OpsError, catalogue, jobs, settings
+from . import OpsError, archive, catalogue, jobs, settings
 
 
 def cmd_backup(s, args):
@@ -51,6 +53,11 @@ def cmd_health(s, args):
     return 0 if outcome.ok and not outcome.value["server_down"] else 1
 
 
+def cmd_purge(s, args):
+    print(json.dumps(archive.purge_binlogs(s, catalogue.list_backups(s), dry_run=args.dry_run)))
+    return 0
+
+
 def parser():
     p = argparse.ArgumentParser(prog="stockdb-ops", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[2:]))
@@ -65,6 +72,9 @@ def parser():
     sub.add_parser("list", help="the backups kept, oldest first").set_defaults(func=cmd_list)
     sub.add_parser("archive-binlogs", help="stream binlogs into the archive").set_defaults(func=cmd_archive)
     sub.add_parser("health", help="the periodic health check").set_defaults(func=cmd_health)
+    u = sub.add_parser("purge-binlogs", help="PURGE BINARY LOGS up to what the binlog archive holds whole")
+    u.add_argument("--dry-run", action="store_true", help="say what would be purged, purge nothing")
+    u.set_defaults(func=cmd_purge)
     return p
 
 

@@ -1,0 +1,182 @@
+"""stockdb-ops purge-binlogs (archive.purge_plan, archive.purge_binlogs): PURGE BINARY LOGS only up to what
+the binlog archive holds whole, with a stand-in server (a cursor answering SHOW BINARY LOGS) and binlog
+files in temporary directories. The real purge ran on a lab host with the archiver streaming."""
+
+import json
+import os
+from contextlib import contextmanager
+
+import pytest
+from stockdb.ops import OpsError, archive, cli, connection
+from stockdb.ops import settings as ops_settings
+from test_ops import make_backup
+
+
+@pytest.fixture
+def settings(tmp_path):
+    s = ops_settings.load(None, dict(backup_dir=str(tmp_path / "backup"), datadir=str(tmp_path / "mysql"),
+                                     verify_dir=str(tmp_path / "verify"), state_dir=str(tmp_path / "state"),
+                                     metrics_dir=str(tmp_path / "textfile"), log_dir=str(tmp_path / "log"),
+                                     alert_log=str(tmp_path / "log" / "alerts.log"), lock_timeout=1))
+    for key in ("log_dir", "datadir"):
+        os.makedirs(s[key])
+    return s
+
+
+def names(*numbers):
+    return [f"binlog.{n:06d}" for n in numbers]
+
+
+# ---------------------------------------------------------------- the plan (pure)
+def test_purge_stops_at_the_first_file_not_held_whole_and_never_takes_the_current_one():
+    on_server = [("binlog.000003", 100), ("binlog.000004", 200), ("binlog.000005", 300), ("binlog.000006", 50)]
+    archived = [("binlog.000003", 3, 100), ("binlog.000004", 4, 200), ("binlog.000005", 5, 120)]  # 5 still streaming
+    plan = archive.purge_plan(on_server, archived)
+    assert plan == dict(purge_to="binlog.000005", files=[("binlog.000003", 100), ("binlog.000004", 200)],
+                        stopped_at="binlog.000005", reason="the archive holds 120 of its 300 bytes (the archiver is behind)")
+    archived[-1] = ("binlog.000005", 5, 300)
+    archived.append(("binlog.000006", 6, 50))  # the current binlog, archived to its present end: still kept
+    plan = archive.purge_plan(on_server, archived)
+    assert plan["purge_to"] == "binlog.000006" and [n for n, _ in plan["files"]] == names(3, 4, 5)
+    assert plan["reason"] == "the server's current binlog"
+
+
+def test_a_file_missing_from_the_archive_or_differing_ends_the_purge_before_it():
+    on_server = [(n, 100) for n in names(3, 4, 5, 6)]
+    archived = [("binlog.000003", 3, 100), ("binlog.000005", 5, 100), ("binlog.000006", 6, 100)]
+    plan = archive.purge_plan(on_server, archived)
+    assert (plan["purge_to"], plan["reason"]) == ("binlog.000004", "not in the archive")
+    archived.insert(1, ("binlog.000004", 4, 100))
+    plan = archive.purge_plan(on_server, archived, same=lambda name: name != "binlog.000004")
+    assert plan["purge_to"] == "binlog.000004" and plan["files"] == [("binlog.000003", 100)]
+    assert plan["reason"] == "the archived copy differs from the server's file"
+
+
+def test_the_archives_newest_file_stays_on_the_server_for_the_archiver_to_resume_from():
+    on_server = [(n, 100) for n in names(1, 2, 3, 4, 5)]
+    plan = archive.purge_plan(on_server, [(n, int(n[-6:]), 100) for n in names(1, 2, 3)])
+    assert plan["purge_to"] == "binlog.000003" and [n for n, _ in plan["files"]] == names(1, 2)
+    assert plan["reason"] == "the archive's newest file: the archiver resumes from it, so the server keeps it"
+
+
+def test_nothing_to_purge_is_no_error_when_the_server_has_only_its_current_binlog_or_the_archive_lags():
+    assert archive.purge_plan([("binlog.000007", 10)], [("binlog.000007", 7, 10)])["files"] == []
+    plan = archive.purge_plan([("binlog.000007", 10), ("binlog.000008", 5)], [("binlog.000007", 7, 4)])
+    assert plan["purge_to"] is None and plan["files"] == [] and plan["stopped_at"] == "binlog.000007"
+
+
+@pytest.mark.parametrize("on_server, archived, message", [
+    ([], [("binlog.000001", 1, 5)], "the server lists no binary logs (log_bin is off?): nothing to purge"),
+    ([("binlog.000001", 5), ("binlog.000002", 5)], [], "the binlog archive holds no file of the current timeline"),
+    ([("binlog.000001", 5), ("binlog.000002", 5), ("binlog.000003", 5)], [("binlog.000002", 2, 5)],
+     "the server's oldest binary log binlog.000001 is not in the binlog archive (which holds binlog.000002..binlog.000002)"),
+])
+def test_an_empty_archive_or_one_without_the_oldest_binlog_is_refused(on_server, archived, message):
+    with pytest.raises(OpsError) as refused:
+        archive.purge_plan(on_server, archived)
+    assert message in str(refused.value)
+
+
+# ---------------------------------------------------------------- with a stand-in server
+class Server:
+    """SHOW BINARY LOGS from files in a binlog directory; PURGE BINARY LOGS TO deletes the older ones."""
+
+    def __init__(self, binlog_dir, keep_in_use=()):
+        self.binlog_dir, self.statements, self.keep_in_use = binlog_dir, [], set(keep_in_use)
+        self.result = []
+
+    def files(self):
+        return sorted(n for n in os.listdir(self.binlog_dir) if n.startswith("binlog.0"))
+
+    def execute(self, sql, args=None):
+        self.statements.append(sql % tuple(repr(a) for a in args) if args else sql)
+        if sql == "SELECT @@log_bin_basename":
+            self.result = [(os.path.join(self.binlog_dir, "binlog"),)]
+        elif sql == "SHOW BINARY LOGS":
+            self.result = [(n, os.path.getsize(os.path.join(self.binlog_dir, n))) for n in self.files()]
+        elif sql.startswith("PURGE BINARY LOGS TO"):
+            for name in self.files():
+                if name < args[0] and name not in self.keep_in_use:
+                    os.unlink(os.path.join(self.binlog_dir, name))
+
+    def fetchone(self):
+        return self.result[0]
+
+    def fetchall(self):
+        return self.result
+
+
+@pytest.fixture
+def server(settings, monkeypatch):
+    """The server's binlogs 1..5 (5 current) and an archive holding 1..3 whole and 4 in part."""
+    for number, size in ((1, 1000), (2, 2000), (3, 3000), (4, 4000), (5, 500)):
+        with open(os.path.join(settings["datadir"], f"binlog.{number:06d}"), "wb") as handle:
+            handle.write(bytes([number]) * size)
+    directory = archive.timeline_dir(settings, 1)
+    os.makedirs(directory)
+    for number, size in ((1, 1000), (2, 2000), (3, 3000), (4, 1500)):
+        with open(os.path.join(directory, f"binlog.{number:06d}"), "wb") as handle:
+            handle.write(bytes([number]) * size)
+    stand_in = Server(settings["datadir"])
+    used = []
+
+    @contextmanager
+    def cursor(defaults_file, action, database=None, unix_socket=None):
+        used.append(defaults_file)
+        yield stand_in
+
+    monkeypatch.setattr(connection, "cursor", cursor)
+    stand_in.used = used
+    return stand_in
+
+
+def test_a_dry_run_says_what_would_go_and_purges_nothing(settings, server):
+    result = archive.purge_binlogs(settings, [], dry_run=True)
+    assert result == dict(dry_run=True, timeline=1, purge_to="binlog.000004", files=names(1, 2, 3), bytes=6000,
+                          compared="content", kept_from="binlog.000004",
+                          kept_because="the archive holds 1500 of its 4000 bytes (the archiver is behind)")
+    assert server.files() == names(1, 2, 3, 4, 5) and not any(s.startswith("PURGE") for s in server.statements)
+    assert server.used == [settings["admin_defaults_file"]]
+
+
+def test_the_purge_removes_only_what_the_archive_holds_and_logs_it(settings, server):
+    result = archive.purge_binlogs(settings, [])
+    assert "PURGE BINARY LOGS TO 'binlog.000004'" in server.statements
+    assert server.files() == names(4, 5) and result["bytes_freed"] == 6000 and result["not_removed"] == []
+    line = open(os.path.join(settings["log_dir"], "archive.log"), encoding="utf-8").read()
+    assert "PURGED timeline=1 to=binlog.000004 files=3 bytes=6000 compared=content" in line
+
+
+def test_an_archived_copy_whose_content_differs_is_not_purged(settings, server):
+    with open(os.path.join(archive.timeline_dir(settings, 1), "binlog.000002"), "r+b") as handle:
+        handle.write(b"\xff")
+    result = archive.purge_binlogs(settings, [])
+    assert result["files"] == names(1) and server.files() == names(2, 3, 4, 5)
+    assert result["kept_because"] == "the archived copy differs from the server's file"
+
+
+def test_a_file_the_server_keeps_is_reported_not_removed(settings, server):
+    server.keep_in_use = {"binlog.000002"}
+    result = archive.purge_binlogs(settings, [])
+    assert result["not_removed"] == ["binlog.000002"] and result["bytes_freed"] == 4000
+
+
+def test_an_open_gap_of_the_archive_refuses_the_purge_until_a_full_backup_covers_it(settings, server):
+    archive.record_gap(settings, 1, "binlog.000000", "binlog.000001")
+    with pytest.raises(OpsError, match=r"the binlog archive has a gap: binlog.000000 was purged before it was archived"):
+        archive.purge_binlogs(settings, [])
+    assert server.statements == [] and len(server.files()) == 5
+    backup = make_backup(settings, "29991231T030000Z-full", "2999-12-31T03:00:05Z")
+    assert archive.purge_binlogs(settings, [backup], dry_run=True)["files"] == names(1, 2, 3)
+
+
+def test_the_command_prints_the_result_as_json(settings, server, tmp_path, capsys):
+    config = tmp_path / "ops.json"
+    config.write_text(json.dumps({k: settings[k] for k in ("backup_dir", "datadir", "verify_dir", "state_dir", "log_dir",
+                                                           "metrics_dir", "alert_log")}))
+    assert cli.main(["--config", str(config), "purge-binlogs", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == names(1, 2, 3)
+    archive.record_gap(settings, 1, "binlog.000000", "binlog.000001")
+    assert cli.main(["--config", str(config), "purge-binlogs"]) == 1
+    assert "stockdb-ops purge-binlogs: the binlog archive has a gap" in capsys.readouterr().err
+    assert len(server.files()) == 5
