@@ -32,6 +32,9 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
            "stockdb_backup": "action=verify backup=yesterday",
            "stockdb_restore": "restore_to=yesterday confirm=true",
            "stockdb_bench": "action=sysbench login_user=u login_password=p threads=0",
+           "stockdb_drill_report": 'results={"fault":"meteor"} dest=/tmp/stockdb-drill-report',
+           "stockdb_sessions": "min_time=-1",
+           "stockdb_drill": "action=measure ack_log=/nowhere load_started_at=yesterday",
            "stockdb_chaos": "fault=cpu_hog confirm=true duration=601"}[module]
     result = subprocess.run([str(BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
                              "-a", bad], capture_output=True, text=True, cwd=REPO,
@@ -41,5 +44,6 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
     named = {"stockdb_schema": "migrations", "stockdb_seed": "users", "stockdb_simulate": "clients=0",
              "stockdb_check": "no_such_check", "stockdb_backup": "backup='yesterday'",
              "stockdb_restore": "restore_to='yesterday'", "stockdb_bench": "threads=0",
-             "stockdb_chaos": "duration=601"}[module]
+             "stockdb_drill": "load_started_at='yesterday'",
+             "stockdb_drill_report": "meteor", "stockdb_sessions": "min_time=-1", "stockdb_chaos": "duration=601"}[module]
     assert named in result.stdout, result.stdout

@@ -1,0 +1,228 @@
+"""What a chaos drill measures on the hosts: the alert's line, trading's recovery, the figures of a run.
+
+The drills (playbooks/chaos.yml) keep trading going with the simulator, whose acknowledgement log
+holds one JSON line per committed order with its commit time and latency; the alert log holds one
+line per Alertmanager notification. Everything here reads those two files: when the first FIRING
+line of an expected alert appeared, when orders/s came back, and orders/s and p99 per second.
+"""
+
+import json
+import math
+import os
+import re
+import time
+from datetime import datetime, timezone
+
+STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+ALERT_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) FIRING (\S+) (\S+)(.*)$")
+POLL_S = 0.5
+
+
+class DrillError(ValueError):
+    pass
+
+
+def parse_time(text, what):
+    """A UTC time as the drills write it (ISO 8601 with Z, fraction optional) -> unix seconds."""
+    if not isinstance(text, str):
+        raise DrillError(f"{what}={text!r} is not a UTC time (YYYY-MM-DDTHH:MM:SS[.ffffff]Z)")
+    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            continue
+    raise DrillError(f"{what}={text!r} is not a UTC time (YYYY-MM-DDTHH:MM:SS[.ffffff]Z)")
+
+
+def stamp(moment):
+    return datetime.fromtimestamp(moment, timezone.utc).strftime(STAMP)
+
+
+# --- the alert log -------------------------------------------------------------------------------
+
+def first_alert(lines, names, since):
+    """The first FIRING line, at or after `since` (unix s, compared to the line's whole second), of an
+    alert in `names` (any alert when empty): (name, unix time, line) or None."""
+    floor = math.floor(since)
+    for line in lines:
+        found = ALERT_LINE.match(line.rstrip("\n"))
+        if not found:
+            continue
+        at = parse_time(found.group(1), "alert log time")
+        name = found.group(3)
+        if at >= floor and (not names or name in names):
+            return name, at, line.rstrip("\n")
+    return None
+
+
+def wait_alert(path, names, since, timeout, clock=time.time, sleep=time.sleep):
+    """Follow the alert log until an expected alert fires or `timeout` seconds pass.
+
+    Returns dict(alert, alerted_at, line, waited_s); alert and alerted_at are None on timeout.
+    The file may not exist yet (no notification so far) and may be rotated meanwhile.
+    """
+    started = clock()
+    offset, partial = 0, ""
+    while True:
+        if os.path.exists(path):
+            size = os.path.getsize(path)
+            if size < offset:  # rotated: read the new file from its start
+                offset, partial = 0, ""
+            with open(path, encoding="utf-8", errors="replace") as log:
+                log.seek(offset)
+                text = partial + log.read()
+                offset = log.tell()
+            lines = text.split("\n")
+            partial = lines.pop()  # an unfinished last line waits for the next read
+            hit = first_alert(lines, names, since)
+            if hit:
+                return dict(alert=hit[0], alerted_at=stamp(hit[1]), line=hit[2], waited_s=round(clock() - started, 1))
+        if clock() - started >= timeout:
+            return dict(alert=None, alerted_at=None, line=None, waited_s=round(clock() - started, 1))
+        sleep(POLL_S)
+
+
+# --- the acknowledgement log ---------------------------------------------------------------------
+
+def read_orders(path, since=None):
+    """(commit time, latency ms or None) of every acknowledged order in the ack log, oldest first."""
+    orders = []
+    if not os.path.exists(path):
+        return orders
+    with open(path, encoding="utf-8", errors="replace") as log:
+        for line in log:
+            if '"kind": "order"' not in line or not line.endswith("\n"):
+                continue
+            try:
+                entry = json.loads(line)
+                at = parse_time(entry["committed_at"], "committed_at")
+            except (ValueError, KeyError, DrillError):
+                continue
+            if since is None or at >= since:
+                orders.append((at, entry.get("latency_ms")))
+    orders.sort(key=lambda o: o[0])
+    return orders
+
+
+def per_second(orders, start, end):
+    """Orders and latencies in each whole second [start + i, start + i + 1) up to `end`."""
+    seconds = max(0, int(math.ceil(end - start)))
+    counts = [0] * seconds
+    latencies = [[] for _ in range(seconds)]
+    for at, latency in orders:
+        i = int(math.floor(at - start))
+        if 0 <= i < seconds:
+            counts[i] += 1
+            if latency is not None:
+                latencies[i].append(float(latency))
+    return counts, latencies
+
+
+def percentile(values, share):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered), max(1, math.ceil(share * len(ordered)))) - 1]
+
+
+def window_rate(orders, start, end):
+    """Orders per second in [start, end) (None for an empty window)."""
+    if end <= start:
+        return None
+    return sum(1 for at, _ in orders if start <= at < end) / (end - start)
+
+
+def window_p99(orders, start, end):
+    latencies = [float(lat) for at, lat in orders if start <= at < end and lat is not None]
+    value = percentile(latencies, 0.99)
+    return None if value is None else round(value, 1)
+
+
+def recovery_point(orders, baseline, since, now, ratio=0.9, window_s=5):
+    """The first second s >= since from which the next `window_s` seconds run at >= ratio x baseline
+    orders/s; None if no complete window (ending before `now`) does yet."""
+    if baseline is None or baseline <= 0:
+        raise DrillError("no baseline: no order was acknowledged before the fault (is trading running?)")
+    start = math.floor(since)
+    counts, _ = per_second(orders, start, now)
+    need = ratio * baseline * window_s
+    for i in range(0, len(counts) - window_s + 1):
+        if sum(counts[i:i + window_s]) >= need:
+            return float(start + i)
+    return None
+
+
+def wait_recovery(path, baseline_from, baseline_to, since, timeout, ratio=0.9, window_s=5,
+                  clock=time.time, sleep=time.sleep):
+    """Wait until orders/s is back to `ratio` of the baseline window's for `window_s` seconds.
+
+    Returns dict(baseline_per_s, recovered_at (None on timeout), waited_s)."""
+    baseline = window_rate(read_orders(path, baseline_from), baseline_from, baseline_to)
+    started = clock()
+    while True:
+        now = clock()
+        # the last second is still being written: judge whole seconds that have ended
+        point = recovery_point(read_orders(path, math.floor(since)), baseline, since, math.floor(now) - 1, ratio, window_s)
+        if point is not None:
+            return dict(baseline_per_s=round(baseline, 1), recovered_at=stamp(max(point, since)),
+                        waited_s=round(now - started, 1))
+        if now - started >= timeout:
+            return dict(baseline_per_s=round(baseline, 1), recovered_at=None, waited_s=round(now - started, 1))
+        sleep(POLL_S)
+
+
+def seconds_between(earlier, later):
+    """Seconds from one UTC time to another (None when either is missing)."""
+    if not earlier or not later:
+        return None
+    return round(parse_time(later, "later") - parse_time(earlier, "earlier"), 1)
+
+
+def measure(path, marks, warmup_s=3, window_s=5):
+    """The figures of one drill from its ack log and its marks (UTC times: load_started_at, injected_at,
+    load_stopped_at; alerted_at, remediation_started_at, recovered_at when they happened).
+
+    Orders/s and p99 before the fault, during it (injection to recovery, or to the end of the load) and
+    after it; the lowest `window_s` orders/s during it as a share of before (dip_ratio); the time to
+    alert and to recover (from the remediation's start and from the injection); per-second series."""
+    for name in ("load_started_at", "injected_at", "load_stopped_at"):
+        if not marks.get(name):
+            raise DrillError(f"measure needs {name}")
+    start = parse_time(marks["load_started_at"], "load_started_at")
+    injected = parse_time(marks["injected_at"], "injected_at")
+    stopped = parse_time(marks["load_stopped_at"], "load_stopped_at")
+    recovered = parse_time(marks["recovered_at"], "recovered_at") if marks.get("recovered_at") else None
+    if not start <= injected <= stopped:
+        raise DrillError(f"load_started_at {marks['load_started_at']}, injected_at {marks['injected_at']}, "
+                         f"load_stopped_at {marks['load_stopped_at']} are not in that order")
+    orders = read_orders(path, start)
+    before = (min(start + warmup_s, injected), injected)
+    during = (injected, recovered if recovered else stopped)
+    after = (recovered, stopped) if recovered else (stopped, stopped)
+    baseline = window_rate(orders, *before)
+    counts, latencies = per_second(orders, math.floor(start), stopped)
+    first = int(math.floor(injected) - math.floor(start))
+    last = int(math.ceil(during[1]) - math.floor(start))
+    windows = [sum(counts[i:i + window_s]) / window_s for i in range(first, max(first + 1, last - window_s + 1))
+               if i + window_s <= len(counts)]
+    dip = None
+    if baseline and windows:
+        dip = round(min(windows) / baseline, 3)
+
+    def rate(window):
+        value = window_rate(orders, *window)
+        return None if value is None else round(value, 1)
+
+    return dict(
+        time_to_alert_s=seconds_between(marks["injected_at"], marks.get("alerted_at")),
+        time_to_recover_s=dict(from_remediation=seconds_between(marks.get("remediation_started_at"),
+                                                                marks.get("recovered_at")),
+                               from_injection=seconds_between(marks["injected_at"], marks.get("recovered_at"))),
+        orders_per_s=dict(before=rate(before), during=rate(during), after=rate(after)),
+        p99_ms=dict(before=window_p99(orders, *before), during=window_p99(orders, *during),
+                    after=window_p99(orders, *after)),
+        dip_ratio=dip,
+        orders=len(orders),
+        series=dict(t0=stamp(math.floor(start)), step_s=1, orders_per_s=counts,
+                    p99_ms=[None if not v else round(percentile(v, 0.99), 1) for v in latencies]),
+    )

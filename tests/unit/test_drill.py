@@ -1,0 +1,123 @@
+"""The drill's measurements (module_utils/stockdb/drill.py) on written alert and ack logs."""
+
+import json
+
+import pytest
+from stockdb import drill
+
+T0 = drill.parse_time("2026-12-02T10:00:00Z", "t0")
+
+
+def ack_log(path, rates, latency=2.0, start=T0):
+    """An ack log with rates[i] orders in second i (and a trade and a cancel that must not count)."""
+    with open(path, "w") as log:
+        for second, count in enumerate(rates):
+            for n in range(count):
+                at = drill.stamp(start + second + n / max(count, 1)).replace("T", " ").rstrip("Z")
+                log.write(json.dumps(dict(kind="order", id=second * 1000 + n, status="NEW", committed_at=at, client=0,
+                                          latency_ms=latency + n)) + "\n")
+                log.write(json.dumps(dict(kind="trade", id=n, order_id=n, committed_at=at, client=0)) + "\n")
+            log.write(json.dumps(dict(kind="cancel", id=second, status="CANCELLED", committed_at=at, client=0)) + "\n")
+    return str(path)
+
+
+class Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_times_parse_in_every_layout_the_drills_meet():
+    assert drill.parse_time("2026-12-02T10:00:00Z", "x") == T0
+    assert drill.parse_time("2026-12-02T10:00:00.500000Z", "x") == T0 + 0.5
+    assert drill.parse_time("2026-12-02 10:00:00.25", "x") == T0 + 0.25
+    with pytest.raises(drill.DrillError, match="since='yesterday' is not a UTC time"):
+        drill.parse_time("yesterday", "since")
+
+
+def test_the_first_expected_firing_line_at_or_after_the_injection_counts():
+    lines = ["2026-12-02T09:59:59Z FIRING critical MariaDBRestarted instance=a since=x",   # before: an old one
+             "2026-12-02T10:00:20Z RESOLVED critical MariaDBDown instance=a since=x",
+             "2026-12-02T10:00:21Z FIRING warning HostCPUHigh instance=a since=x",        # not expected
+             "garbage",
+             "2026-12-02T10:00:30Z FIRING critical MariaDBDown instance=a since=x :: down"]
+    name, at, line = drill.first_alert(lines, ["MariaDBDown", "MariaDBRestarted"], T0 + 0.7)
+    assert (name, at) == ("MariaDBDown", T0 + 30) and line.endswith(":: down")
+    assert drill.first_alert(lines, [], T0)[0] == "HostCPUHigh"
+    assert drill.first_alert(lines, ["Nope"], T0) is None
+
+
+def test_wait_alert_follows_the_log_as_it_grows_and_times_out(tmp_path):
+    log = tmp_path / "alerts.log"
+    clock = Clock(T0)
+    calls = []
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        calls.append(clock.now)
+        if len(calls) == 4:  # the notification arrives while the module waits, its line in two writes
+            log.write_text("2026-12-02T10:00:01Z FIRING critical TargetDown job=mysqld")
+        if len(calls) == 5:
+            log.write_text("2026-12-02T10:00:01Z FIRING critical TargetDown job=mysqld\n")
+
+    found = drill.wait_alert(str(log), ["TargetDown"], T0, 60, clock=clock, sleep=sleep)
+    assert found["alert"] == "TargetDown" and found["alerted_at"] == "2026-12-02T10:00:01.000000Z"
+    assert found["waited_s"] == 2.5
+    missing = drill.wait_alert(str(log), ["MariaDBDown"], T0, 10, clock=clock, sleep=clock.sleep)
+    assert missing["alert"] is None and missing["alerted_at"] is None and missing["waited_s"] >= 10
+
+
+def test_only_orders_count_and_unfinished_lines_are_skipped(tmp_path):
+    path = ack_log(tmp_path / "ack.log", [3, 2])
+    with open(path, "a") as log:
+        log.write('{"kind": "order", "id": 9, "committed_at": "2026-12-02 10:00:01.9"')  # being written
+    orders = drill.read_orders(path)
+    assert len(orders) == 5 and orders[0] == (T0, 2.0)
+    assert drill.read_orders(str(tmp_path / "none.log")) == []
+
+
+def test_recovery_is_the_first_window_back_at_the_share_of_the_baseline():
+    orders = [(T0 + s + 0.1, 1.0) for s in range(10) for _ in range(10)]            # 10/s before
+    orders += [(T0 + 10 + s + 0.1, 1.0) for s in range(10) for _ in range(2)]       # 2/s during
+    orders += [(T0 + 20 + s + 0.1, 1.0) for s in range(10) for _ in range(9)]       # 9/s after
+    assert drill.recovery_point(orders, 10.0, T0 + 12.5, T0 + 30) == T0 + 20
+    assert drill.recovery_point(orders, 10.0, T0 + 12.5, T0 + 24) is None           # the window has not ended
+    assert drill.recovery_point(orders, 10.0, T0 + 2, T0 + 30) == T0 + 2             # never dipped: at once
+    with pytest.raises(drill.DrillError, match="no baseline"):
+        drill.recovery_point(orders, 0, T0, T0 + 30)
+
+
+def test_wait_recovery_reads_the_baseline_then_waits(tmp_path):
+    path = ack_log(tmp_path / "ack.log", [10] * 10 + [0] * 5 + [10] * 10)
+    clock = Clock(T0 + 40)
+    result = drill.wait_recovery(path, T0, T0 + 10, T0 + 11, 30, clock=clock, sleep=clock.sleep)
+    assert result == dict(baseline_per_s=10.0, recovered_at="2026-12-02T10:00:15.000000Z", waited_s=0.0)
+    slow = drill.wait_recovery(ack_log(tmp_path / "slow.log", [10] * 10 + [1] * 30), T0, T0 + 10, T0 + 11, 5,
+                               clock=clock, sleep=clock.sleep)
+    assert slow["recovered_at"] is None and slow["waited_s"] >= 5
+
+
+def test_measure_splits_the_load_at_the_marks(tmp_path):
+    path = ack_log(tmp_path / "ack.log", [10] * 10 + [2] * 10 + [10] * 10, latency=1.0)
+    marks = dict(load_started_at=drill.stamp(T0), injected_at="2026-12-02T10:00:10Z", load_stopped_at=drill.stamp(T0 + 30))
+    figures = drill.measure(path, dict(marks, alerted_at="2026-12-02T10:00:41Z", recovered_at=drill.stamp(T0 + 20),
+                                       remediation_started_at=drill.stamp(T0 + 17.5)))
+    assert figures["time_to_alert_s"] == 31.0
+    assert figures["time_to_recover_s"] == dict(from_remediation=2.5, from_injection=10.0)
+    assert figures["orders_per_s"] == dict(before=10.0, during=2.0, after=10.0)
+    assert figures["dip_ratio"] == 0.2
+    assert figures["p99_ms"]["before"] == 10.0 and figures["p99_ms"]["during"] == 2.0
+    assert figures["series"]["orders_per_s"][:12] == [10] * 10 + [2, 2] and len(figures["series"]["orders_per_s"]) == 30
+    assert figures["series"]["t0"] == "2026-12-02T10:00:00.000000Z"
+    unrecovered = drill.measure(path, marks)
+    assert unrecovered["orders_per_s"]["after"] is None and unrecovered["orders_per_s"]["during"] == 6.0
+    assert unrecovered["time_to_alert_s"] is None and unrecovered["time_to_recover_s"]["from_injection"] is None
+    with pytest.raises(drill.DrillError, match="not in that order"):
+        drill.measure(path, dict(marks, injected_at=drill.stamp(T0 - 10)))
+    with pytest.raises(drill.DrillError, match="measure needs load_stopped_at"):
+        drill.measure(path, dict(marks, load_stopped_at=None))
