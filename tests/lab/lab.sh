@@ -16,6 +16,13 @@
 #   tests/lab/lab.sh known-hosts NAME
 #                              a known_hosts line for NAME's address and ed25519 host key
 #   tests/lab/lab.sh rm NAME   remove a host made by ssh-host (only those; nothing if absent)
+#   tests/lab/lab.sh disk NAME make (or find) NAME's dedicated datadir disk: an ext4 image of
+#                              $LAB_DISK_MB MiB, loop-mounted on this machine; prints the mount point
+#   tests/lab/lab.sh disk-rm NAME
+#                              unmount and delete NAME's disk (nothing if absent)
+#
+# The lab host's /var/lib/mysql is its own disk, so the disk-full drill (playbooks/chaos.yml) fills a
+# small dedicated filesystem, never this machine's root filesystem. `down` removes it with the host.
 #
 # Settings (environment):
 #   LAB_IMAGE        image tag                          (stockdb/debian12-systemd:latest)
@@ -24,6 +31,8 @@
 #   LAB_MIRROR       Debian mirror for debootstrap      (read from this machine's apt sources)
 #   LAB_SUITE        Debian suite                       (bookworm)
 #   LAB_SSH_KEY      private key for ssh-host's `deploy` (.secrets/ssh/id_ed25519, git-ignored)
+#   LAB_DISK_MB      size of the datadir disk            (1536)
+#   LAB_DISK_DIR     where disk images and mounts live   (/var/lib/stockdb-lab/disks)
 #   LAB_PORT_PROMETHEUS / LAB_PORT_GRAFANA
 #                    ports published on 127.0.0.1       (9090 / 3000; Alertmanager stays on the host's loopback)
 set -euo pipefail
@@ -32,6 +41,8 @@ LAB_IMAGE=${LAB_IMAGE:-stockdb/debian12-systemd:latest}
 LAB_HOST=${LAB_HOST:-stockdb-lab}
 LAB_MEMORY=${LAB_MEMORY:-2g}
 LAB_SUITE=${LAB_SUITE:-bookworm}
+LAB_DISK_MB=${LAB_DISK_MB:-1536}
+LAB_DISK_DIR=${LAB_DISK_DIR:-/var/lib/stockdb-lab/disks}
 LAB_PORT_PROMETHEUS=${LAB_PORT_PROMETHEUS:-9090}
 LAB_PORT_GRAFANA=${LAB_PORT_GRAFANA:-3000}
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/stockdb-dockerd.log}
@@ -135,9 +146,51 @@ wait_systemd() {
   die "$name: systemd did not come up (last state: ${state:-none})"
 }
 
+# NAME's dedicated disk: a sparse ext4 image loop-mounted at $LAB_DISK_DIR/NAME (made once, mounted
+# again after a reboot of this machine). Without lost+found, so MariaDB sees no stray database.
+disk() {
+  local name=${1:-}
+  [ -n "$name" ] || die "usage: $0 disk NAME"
+  case "$name" in */*|.*) die "disk name $name: a plain name, please" ;; esac
+  local image=$LAB_DISK_DIR/$name.img mnt=$LAB_DISK_DIR/$name
+  if ! mountpoint -q "$mnt"; then
+    as_root mkdir -p "$mnt"
+    if [ ! -f "$image" ]; then
+      log "making the disk $image ($LAB_DISK_MB MiB ext4)"
+      as_root truncate -s "${LAB_DISK_MB}M" "$image"
+      as_root mkfs.ext4 -q -F -m 0 -L "${name:0:16}" "$image"
+      as_root mount -o loop "$image" "$mnt"
+      as_root rmdir "$mnt/lost+found"
+    else
+      as_root mount -o loop "$image" "$mnt"
+    fi
+    log "disk $image mounted at $mnt"
+  fi
+  echo "$mnt"
+}
+
+disk_rm() {
+  local name=${1:-}
+  [ -n "$name" ] || die "usage: $0 disk-rm NAME"
+  local image=$LAB_DISK_DIR/$name.img mnt=$LAB_DISK_DIR/$name
+  if mountpoint -q "$mnt"; then
+    as_root umount "$mnt" || as_root umount -l "$mnt"
+  fi
+  [ -d "$mnt" ] && as_root rmdir "$mnt"
+  if [ -f "$image" ]; then
+    as_root rm -f "$image"
+    log "disk $image removed"
+  fi
+  return 0
+}
+
 up() {
   ensure_image
   if docker container inspect "$LAB_HOST" >/dev/null 2>&1; then
+    if [ -z "$(docker inspect -f '{{range .Mounts}}{{if eq .Destination "/var/lib/mysql"}}x{{end}}{{end}}' "$LAB_HOST")" ]; then
+      log "note: $LAB_HOST predates its datadir disk; the disk-full drill needs it ('$0 down' then '$0 up')"
+    fi
+    disk "$LAB_HOST" >/dev/null
     if [ "$(docker inspect -f '{{.State.Running}}' "$LAB_HOST")" != true ]; then
       log "starting the existing lab host $LAB_HOST"
       docker start "$LAB_HOST" >/dev/null
@@ -145,9 +198,11 @@ up() {
       log "lab host $LAB_HOST is running"
     fi
   else
-    log "creating the lab host $LAB_HOST (memory $LAB_MEMORY, ports on 127.0.0.1)"
+    local datadisk
+    datadisk=$(disk "$LAB_HOST")
+    log "creating the lab host $LAB_HOST (memory $LAB_MEMORY, ports on 127.0.0.1, /var/lib/mysql on $datadisk)"
     docker run -d --name "$LAB_HOST" --hostname "$LAB_HOST" \
-      "${SYSTEMD_RUN_FLAGS[@]}" \
+      "${SYSTEMD_RUN_FLAGS[@]}" -v "$datadisk:/var/lib/mysql" \
       --memory "$LAB_MEMORY" \
       -p "127.0.0.1:$LAB_PORT_PROMETHEUS:9090" \
       -p "127.0.0.1:$LAB_PORT_GRAFANA:3000" \
@@ -170,13 +225,15 @@ docker_present() {
 }
 
 down() {
-  docker_present || return 0
-  if docker container inspect "$LAB_HOST" >/dev/null 2>&1; then
-    docker rm -f "$LAB_HOST" >/dev/null
-    log "lab host $LAB_HOST removed"
-  else
-    log "no lab host $LAB_HOST"
+  if docker_present; then
+    if docker container inspect "$LAB_HOST" >/dev/null 2>&1; then
+      docker rm -f "$LAB_HOST" >/dev/null
+      log "lab host $LAB_HOST removed"
+    else
+      log "no lab host $LAB_HOST"
+    fi
   fi
+  disk_rm "$LAB_HOST"
 }
 
 status() {
@@ -289,5 +346,7 @@ case "${1:-}" in
   ssh-host) ssh_host "${2:-}" ;;
   known-hosts) known_hosts "${2:-}" ;;
   rm) rm_host "${2:-}" ;;
+  disk) disk "${2:-}" ;;
+  disk-rm) disk_rm "${2:-}" ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac

@@ -40,7 +40,7 @@ def machine(tmp_path):
         result = subprocess.run(
             argv,
             cwd=REPO,
-            env={"PATH": str(bin_dir), "HOME": str(tmp_path)},
+            env={"PATH": str(bin_dir), "HOME": str(tmp_path), "LAB_DISK_DIR": str(tmp_path / "disks")},
             capture_output=True,
             text=True,
             timeout=20,
