@@ -48,6 +48,34 @@ def test_slack_email_and_webhooks_are_added_beside_the_alert_log(role_vars):
     assert config["global"]["smtp_from"] == "alertmanager@mon1.example.internal"
 
 
+def test_critical_alerts_take_the_fast_route_and_warnings_keep_the_batching(role_vars):
+    config = yaml.safe_load(render(role_vars))
+    route = config["route"]
+    assert (route["group_wait"], route["group_interval"]) == ("30s", "5m")
+    (critical,) = route["routes"]
+    assert critical == {"matchers": ['severity="critical"'], "group_wait": "5s", "group_interval": "30s"}
+    # the same receiver and grouping: inherited from the top route
+    assert "receiver" not in critical and "group_by" not in critical
+
+
+def test_the_fast_route_follows_its_variables(role_vars):
+    config = yaml.safe_load(render(role_vars, alertmanager_critical_group_wait="2s",
+                                   alertmanager_critical_group_interval="1m"))
+    assert config["route"]["routes"][0]["group_wait"] == "2s"
+    assert config["route"]["routes"][0]["group_interval"] == "1m"
+
+
+@pytest.mark.skipif(AMTOOL is None, reason="amtool comes from `make unit` (tests/tools/prometheus_tools.sh)")
+@pytest.mark.parametrize(("severity", "fast"), [("critical", True), ("warning", False)])
+def test_amtool_routes_only_critical_alerts_the_fast_way(role_vars, tmp_path, severity, fast):
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(render(role_vars))
+    result = subprocess.run([AMTOOL, "config", "routes", "test", f"--config.file={path}", "--tree", "--verify.receivers=stockdb",
+                             "alertname=MariaDBDown", f"severity={severity}"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ('{severity="critical"}' in result.stdout) is fast, result.stdout
+
+
 @pytest.mark.skipif(AMTOOL is None, reason="amtool comes from `make unit` (tests/tools/prometheus_tools.sh)")
 @pytest.mark.parametrize("overrides", [
     {},

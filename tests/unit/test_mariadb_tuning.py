@@ -76,3 +76,17 @@ def test_extra_settings_are_rendered_last_and_override(role_vars):
     assert mysqld["wait_timeout"] == "600"
     assert mysqld["max_connections"] == "42"  # the later value wins, as in mariadbd
     assert text.rindex("max_connections = 42") > text.index("max_connections = 100")
+
+
+def test_row_lock_waits_fail_fast_and_idle_writers_are_ended(role_vars):
+    text, mysqld = _rendered(role_vars)
+    assert mysqld["innodb_lock_wait_timeout"] == "3"
+    assert mysqld["idle_write_transaction_timeout"] == "120"
+    assert "a wait of seconds means a blocker" in text
+    assert "holds\n# row locks" in text
+
+
+def test_idle_write_transaction_timeout_zero_is_said_to_be_off(role_vars):
+    text, mysqld = _rendered(role_vars, mariadb_idle_write_transaction_timeout=0)
+    assert mysqld["idle_write_transaction_timeout"] == "0"
+    assert "is never closed by the server" in text

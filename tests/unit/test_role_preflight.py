@@ -32,6 +32,10 @@ def play(tmp_path, role, extra_vars):
                                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles")})
 
 
+# Valid passwords of the four accounts every database host has.
+MARIADB_SECRETS = {f"mariadb_{name}_password": "x" * 16 for name in ("admin", "app", "backup", "exporter")}
+
+
 @pytest.mark.parametrize(("role", "extra_vars", "message"), [
     ("grafana", {"grafana_install_package": "true"}, "grafana: no package source"),
     ("grafana", {"grafana_apt_repo_url": "https://mirror.example.internal/grafana",
@@ -44,6 +48,14 @@ def play(tmp_path, role, extra_vars):
     ("mariadb", {"mariadb_admin_password": "secret#comment1", "mariadb_app_password": "x" * 16,
                  "mariadb_backup_password": "x" * 16, "mariadb_exporter_password": "x" * 16},
      "mariadb_admin_password is not set (or shorter than 12 characters, or still CHANGE-ME,"),
+    ("mariadb", {**MARIADB_SECRETS, "mariadb_chaos_account": "true"},
+     "mariadb_chaos_password is not set (or shorter than 12 characters, or still CHANGE-ME,"),
+    ("mariadb", {**MARIADB_SECRETS, "mariadb_report_password": "short"},
+     "mariadb_report_password is not set (or shorter than 12 characters, or still CHANGE-ME,"),
+    ("mariadb", {**MARIADB_SECRETS, "mariadb_extra_port": "3306"},
+     "mariadb_extra_port=3306 must be 0 (off) or a TCP port other than mariadb_port=3306"),
+    ("mariadb", {**MARIADB_SECRETS, "mariadb_report_max_statement_time": "0"},
+     "mariadb_report_max_statement_time=0 and"),
     ("mysqld_exporter", {}, "mysqld_exporter_password is not set (playbooks/site_database.yml passes mariadb_exporter_password)"),
     ("alertmanager", {"alertmanager_basic_auth_username": "prometheus"},
      "alertmanager_basic_auth_username and alertmanager_basic_auth_password go together"),
