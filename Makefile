@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 LAB       := tests/lab/lab.sh
 TOOLS     := .cache/prometheus-tools/usr/bin
 PROMTOOL  := $(TOOLS)/promtool
-SCENARIOS ?= default ops
+SCENARIOS ?= default ops chaos
 
 .PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status erd test lint unit argspecs test-rules test-production molecule clean
 
@@ -79,7 +79,10 @@ molecule: venv ## the Molecule scenarios ($(SCENARIOS)) on local systemd hosts
 	$(LAB) image
 	@for s in $(SCENARIOS); do \
 	  echo "== molecule test -s $$s"; \
-	  $(BIN)/molecule test -s $$s || exit 1; \
+	  if [ $$s = chaos ]; then $(LAB) disk stockdb-molecule-chaos >/dev/null || exit 1; fi; \
+	  $(BIN)/molecule test -s $$s; rc=$$?; \
+	  if [ $$s = chaos ]; then $(LAB) disk-rm stockdb-molecule-chaos; fi; \
+	  [ $$rc -eq 0 ] || exit $$rc; \
 	done
 
 clean: lab-down ## remove the lab host, the venv and caches (keeps .secrets/)

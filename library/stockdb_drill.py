@@ -11,6 +11,9 @@ description:
   - O(action=wait_alert) follows the alert log (one line per Alertmanager notification, written on the
     monitoring host) until a C(FIRING) line of one of O(alerts) dated at or after O(since) appears, or
     O(timeout) seconds pass. Returns the alert and the line's time. Run it on the monitoring host.
+  - O(action=wait_quiet) waits until none of O(alerts) is firing as the alert log tells it (its C(RESOLVED)
+    line came after its last C(FIRING) line), or O(timeout) seconds pass, so the next drill's alert is a new
+    notification and not a change of a group Alertmanager still holds. Run it on the monitoring host.
   - O(action=wait_recovery) follows the simulator's acknowledgement log until, from a second at or after
     O(since), O(window_s) seconds in a row run at O(ratio) or more of the orders/s acknowledged between
     O(baseline_from) and O(baseline_to), or O(timeout) seconds pass. Run it on the database host.
@@ -24,14 +27,14 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [wait_alert, wait_recovery, measure]
+    choices: [wait_alert, wait_quiet, wait_recovery, measure]
     required: true
   alert_log:
     description: The alert log (O(action=wait_alert)).
     type: path
     default: /var/log/stockdb/alerts.log
   alerts:
-    description: Alert names that count (O(action=wait_alert)); empty means any alert.
+    description: Alert names that count (O(action=wait_alert), empty means any alert), or to wait for (O(action=wait_quiet)).
     type: list
     elements: str
     default: []
@@ -39,7 +42,7 @@ options:
     description: Only what happened at or after this time counts (O(action=wait_alert), O(action=wait_recovery)).
     type: str
   timeout:
-    description: Seconds (1..3600) to wait at most (O(action=wait_alert), O(action=wait_recovery)).
+    description: Seconds (1..3600) to wait at most (O(action=wait_alert), O(action=wait_quiet), O(action=wait_recovery)).
     type: int
     default: 120
   ack_log:
@@ -84,7 +87,7 @@ EXAMPLES = r"""
 - name: Wait up to 90 s for the alert of a lock storm
   stockdb_drill:
     action: wait_alert
-    alerts: [MariaDBRowLockWaits]
+    alerts: [MariaDBLockWaitTimeouts]
     since: "{{ injected.injected_at }}"
     timeout: 90
   delegate_to: "{{ groups['monitoring'][0] }}"
@@ -113,6 +116,11 @@ line:
   description: The alert log's line.
   returned: action is wait_alert
   type: str
+firing:
+  description: Alerts among O(alerts) still firing when the wait ended (empty = quiet).
+  returned: action is wait_quiet
+  type: list
+  elements: str
 baseline_per_s:
   description: Orders/s acknowledged in the baseline window.
   returned: action is wait_recovery
@@ -123,7 +131,7 @@ recovered_at:
   type: str
 waited_s:
   description: Seconds the module waited.
-  returned: action is wait_alert or wait_recovery
+  returned: action is wait_alert, wait_quiet or wait_recovery
   type: float
 time_to_alert_s:
   description: Seconds from O(injected_at) to O(alerted_at) (null without an alert).
@@ -154,7 +162,7 @@ series:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.stockdb import drill
 
-NEEDS = dict(wait_alert=("since",), wait_recovery=("ack_log", "baseline_from", "baseline_to", "since"),
+NEEDS = dict(wait_alert=("since",), wait_quiet=("alerts",), wait_recovery=("ack_log", "baseline_from", "baseline_to", "since"),
              measure=("ack_log", "load_started_at", "injected_at", "load_stopped_at"))
 MARKS = ("load_started_at", "injected_at", "alerted_at", "remediation_started_at", "recovered_at", "load_stopped_at")
 TIMES = ("since", "baseline_from", "baseline_to") + MARKS
@@ -206,6 +214,8 @@ def main():
     try:
         if p["action"] == "wait_alert":
             result = drill.wait_alert(p["alert_log"], p["alerts"], drill.parse_time(p["since"], "since"), p["timeout"])
+        elif p["action"] == "wait_quiet":
+            result = drill.wait_quiet(p["alert_log"], p["alerts"], p["timeout"])
         elif p["action"] == "wait_recovery":
             result = drill.wait_recovery(p["ack_log"], drill.parse_time(p["baseline_from"], "baseline_from"),
                                          drill.parse_time(p["baseline_to"], "baseline_to"),

@@ -145,6 +145,11 @@ SHAPE = dict(
 )
 
 
+# Share of the baseline orders/s that counts as recovered when a result's budgets do not say
+# (playbooks/chaos.yml passes chaos_recovered_ratio as budgets.recovered_ratio).
+DEFAULT_RECOVERED_RATIO = 0.9
+
+
 def _shape_problems(value, shape, missing, prefix=""):
     """Problems of `value` against `shape`; the names of missing keys are appended to `missing`."""
     problems = []
@@ -321,6 +326,7 @@ def fault_summary(runs):
         runs=len(runs),
         hosts=_unique(d["host"] for d in runs),
         alerts=_unique(d["alert"] for d in runs),
+        recovered_ratios=_unique(d["budgets"].get("recovered_ratio", DEFAULT_RECOVERED_RATIO) for d in runs),
         budgets=[dict(alert_s=a, recover_s=r)
                  for a, r in sorted({(d["budgets"]["alert_s"], d["budgets"]["recover_s"]) for d in runs})],
         time_to_alert_s=spread([d["time_to_alert_s"] for d in runs]),
@@ -461,9 +467,11 @@ def markdown(summary, results):
     budgets = _unique((b["alert_s"], b["recover_s"]) for s in summary["faults"].values() for b in s["budgets"])
     budget_text = (_budget_text([dict(alert_s=a, recover_s=r) for a, r in budgets]) if len(budgets) == 1
                    else "per fault, see its section")
+    ratios = _unique(r for s in summary["faults"].values() for r in s["recovered_ratios"])
+    ratio_text = " or ".join(f"{r * 100:g} %" for r in ratios)
     legend = ["## All faults", "",
-              "A run passes when the alert fired within its budget, trading recovered (orders/s back to 90 % of the "
-              "baseline) within its budget after the remediation started, no acknowledged row was lost, the "
+              f"A run passes when the alert fired within its budget, trading recovered (orders/s back to {ratio_text} "
+              "of the baseline for 5 s) within its budget after the remediation started, no acknowledged row was lost, the "
               f"invariants held and nothing was left behind. Budgets: {budget_text}. With several runs of a fault, "
               "a figure is min / median / max over the runs and the fault passes only when every run does (the "
               "worst run meets the budget); `none` counts runs without the figure (no alert, not recovered, no "

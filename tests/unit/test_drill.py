@@ -121,3 +121,24 @@ def test_measure_splits_the_load_at_the_marks(tmp_path):
         drill.measure(path, dict(marks, injected_at=drill.stamp(T0 - 10)))
     with pytest.raises(drill.DrillError, match="measure needs load_stopped_at"):
         drill.measure(path, dict(marks, load_stopped_at=None))
+
+
+def test_wait_quiet_waits_for_the_resolved_line(tmp_path):
+    log = tmp_path / "alerts.log"
+    log.write_text("2026-12-02T10:00:01Z FIRING critical MariaDBDown job=mysqld\n"
+                   "2026-12-02T10:00:02Z FIRING warning HostCPUSaturated job=node\n"
+                   "2026-12-02T10:00:09Z RESOLVED critical MariaDBDown job=mysqld\n"
+                   "2026-12-02T10:01:01Z FIRING critical MariaDBRestarted job=mysqld\n")
+    assert drill.still_firing(log.read_text().splitlines(), ["MariaDBDown", "MariaDBRestarted"]) == ["MariaDBRestarted"]
+    clock = Clock(T0)
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        with open(log, "a") as out:
+            out.write("2026-12-02T10:01:31Z RESOLVED critical MariaDBRestarted job=mysqld\n")
+
+    assert drill.wait_quiet(str(log), ["MariaDBDown", "MariaDBRestarted"], 60, clock=clock, sleep=sleep) == \
+        dict(firing=[], waited_s=2.0)
+    log.write_text("2026-12-02T10:01:01Z FIRING critical MariaDBRestarted job=mysqld\n")
+    assert drill.wait_quiet(str(log), ["MariaDBRestarted"], 5, clock=clock, sleep=clock.sleep)["firing"] == ["MariaDBRestarted"]
+    assert drill.wait_quiet(str(tmp_path / "none.log"), ["X"], 5, clock=clock, sleep=clock.sleep)["firing"] == []
