@@ -79,7 +79,7 @@ molecule: venv ## the Molecule scenarios ($(SCENARIOS)) on local systemd hosts
 	$(LAB) image
 	@for s in $(SCENARIOS); do \
 	  echo "== molecule test -s $$s"; \
-	  if [ $$s = chaos ]; then $(LAB) disk stockdb-molecule-chaos >/dev/null || exit 1; fi; \
+	  if [ $$s = chaos ]; then LAB_DISK_MB=1536 $(LAB) disk stockdb-molecule-chaos >/dev/null || exit 1; fi; \
 	  $(BIN)/molecule test -s $$s; rc=$$?; \
 	  if [ $$s = chaos ]; then $(LAB) disk-rm stockdb-molecule-chaos; fi; \
 	  [ $$rc -eq 0 ] || exit $$rc; \

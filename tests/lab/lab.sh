@@ -31,7 +31,7 @@
 #   LAB_MIRROR       Debian mirror for debootstrap      (read from this machine's apt sources)
 #   LAB_SUITE        Debian suite                       (bookworm)
 #   LAB_SSH_KEY      private key for ssh-host's `deploy` (.secrets/ssh/id_ed25519, git-ignored)
-#   LAB_DISK_MB      size of the datadir disk            (1536)
+#   LAB_DISK_MB      size of the datadir disk (sparse)   (4096)
 #   LAB_DISK_DIR     where disk images and mounts live   (/var/lib/stockdb-lab/disks)
 #   LAB_PORT_PROMETHEUS / LAB_PORT_GRAFANA
 #                    ports published on 127.0.0.1       (9090 / 3000; Alertmanager stays on the host's loopback)
@@ -41,7 +41,7 @@ LAB_IMAGE=${LAB_IMAGE:-stockdb/debian12-systemd:latest}
 LAB_HOST=${LAB_HOST:-stockdb-lab}
 LAB_MEMORY=${LAB_MEMORY:-2g}
 LAB_SUITE=${LAB_SUITE:-bookworm}
-LAB_DISK_MB=${LAB_DISK_MB:-1536}
+LAB_DISK_MB=${LAB_DISK_MB:-4096}
 LAB_DISK_DIR=${LAB_DISK_DIR:-/var/lib/stockdb-lab/disks}
 LAB_PORT_PROMETHEUS=${LAB_PORT_PROMETHEUS:-9090}
 LAB_PORT_GRAFANA=${LAB_PORT_GRAFANA:-3000}
