@@ -18,8 +18,9 @@ import json
 import math
 import os
 import statistics
-import tempfile
 from datetime import datetime, timezone
+
+from .report import atomic_write
 
 FAULTS = ("query_storm", "connection_flood", "lock_storm", "disk_full", "crash", "exporter_down", "cpu_hog", "io_hog")
 CHECKS = ("alert", "recover", "lost", "invariants", "left_behind")
@@ -602,20 +603,6 @@ def render(results, title=None, commit=None, command=None):
     for fault, runs in by_fault(results).items():
         files[picture_name(fault)] = timeline_png(runs[-1])
     return files, summary
-
-
-def atomic_write(path, data, mode=0o644):
-    """Write bytes to a temporary file in the same directory, then rename it over path."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _same(path, data):

@@ -28,11 +28,11 @@ def utc_stamp(moment=None):
 
 
 def atomic_write(path, text, mode=0o644):
-    """Write to a temporary file in the same directory, then rename over path."""
+    """Write text (or bytes) to a temporary file in the same directory, then rename over path."""
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as handle:
             handle.write(text)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
