@@ -30,7 +30,7 @@ def render(role):
     lines += ["## Variables", "", "| variable | type | default | meaning |", "| --- | --- | --- | --- |"]
     for name, spec in specs["options"].items():
         kind = spec["type"] + (f" of {spec['elements']}" if "elements" in spec else "")
-        default = "(secret, required)" if spec.get("no_log") else cell(defaults.get(name))
+        default = "(secret, no default)" if spec.get("no_log") else cell(defaults.get(name))
         meaning = " ".join(str(spec["description"]).split()).replace("|", "\\|")
         lines.append(f"| `{name}` | {kind} | {default} | {meaning} |")
     return "\n".join(lines) + "\n"
