@@ -1,5 +1,6 @@
-"""Shared fixtures of the unit tests: the repository root and a role-variable renderer."""
+"""Shared fixtures of the unit tests: the repository root, a role-variable renderer, operations settings."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -48,3 +49,18 @@ class RoleVars:
 @pytest.fixture
 def role_vars():
     return RoleVars
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Settings of the operations package with every directory under tmp_path; the log, metrics and data
+    directories exist, the backup, verify and state directories do not (the code makes them)."""
+    from stockdb.ops import settings as ops_settings
+
+    s = ops_settings.load(None, dict(backup_dir=str(tmp_path / "backup"), datadir=str(tmp_path / "mysql"),
+                                     verify_dir=str(tmp_path / "verify"), state_dir=str(tmp_path / "state"),
+                                     metrics_dir=str(tmp_path / "textfile"), log_dir=str(tmp_path / "log"),
+                                     alert_log=str(tmp_path / "log" / "alerts.log"), lock_timeout=1))
+    for key in ("metrics_dir", "log_dir", "datadir"):
+        os.makedirs(s[key])
+    return s

@@ -18,17 +18,6 @@ from stockdb.ops import OpsError, archive, backup, catalogue, host, integrity, j
 from stockdb.ops import settings as ops_settings
 
 
-@pytest.fixture
-def settings(tmp_path):
-    s = ops_settings.load(None, dict(backup_dir=str(tmp_path / "backup"), datadir=str(tmp_path / "mysql"),
-                                     verify_dir=str(tmp_path / "verify"), state_dir=str(tmp_path / "state"),
-                                     metrics_dir=str(tmp_path / "textfile"), log_dir=str(tmp_path / "log"),
-                                     alert_log=str(tmp_path / "log" / "alerts.log"), lock_timeout=1))
-    for key in ("metrics_dir", "log_dir"):
-        os.makedirs(s[key])
-    return s
-
-
 def make_backup(settings, name, consistent_at, timeline=1, binlog="binlog.000001", gtid="0-1-10", chain=None):
     path = os.path.join(catalogue.backups_root(settings), name)
     os.makedirs(os.path.join(path, "data"))
