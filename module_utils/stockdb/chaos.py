@@ -572,22 +572,28 @@ def _tidy_state_dir(host):
 
 
 # ---------------------------------------------------------------- worker (runs on the host, inside the unit)
-# Heavy analytical reports over orders and trades: full scans, a join without its indexes, sorts in
-# temporary tables. Each runs under max_statement_time = the seconds left, so none outlives the fault.
+# Runaway reports over orders and trades: each joins without the index its join needs (a block nested
+# loop: every row of one table against every row of the other), so it runs for minutes on the lab's data
+# and for many seconds even on Molecule's (50,000 orders): each session holds one statement for as long
+# as the fault lasts, the way a report that lost its index does. Each runs under max_statement_time =
+# the seconds left, so none outlives the fault.
 STORM_QUERIES = (
     ("turnover_by_account_unindexed",
      "SELECT o.account_id, COUNT(*) AS fills, SUM(t.qty * t.price) AS turnover "
      "FROM orders o JOIN trades t IGNORE INDEX (ix_trades_buy_order, ix_trades_sell_order) "
      "ON t.buy_order_id = o.order_id OR t.sell_order_id = o.order_id "
      "GROUP BY o.account_id ORDER BY turnover DESC LIMIT 20"),
-    ("sector_day_report",
+    ("sector_day_report_unindexed",
      "SELECT s.sector, DATE(t.executed_at) AS day, COUNT(*) AS trades, SUM(t.qty * t.price) AS value, "
-     "COUNT(DISTINCT o.account_id) AS buyers FROM trades t JOIN orders o ON o.order_id = t.buy_order_id "
-     "JOIN stocks s ON s.stock_id = t.stock_id GROUP BY s.sector, DATE(t.executed_at) ORDER BY value DESC"),
-    ("order_book_depth_scan",
-     "SELECT o.stock_id, o.side, o.status, COUNT(*) AS orders, SUM(o.qty - o.filled_qty) AS open_qty, "
-     "AVG(o.price) AS avg_price FROM orders o IGNORE INDEX (ix_orders_book) "
-     "GROUP BY o.stock_id, o.side, o.status ORDER BY open_qty DESC"),
+     "COUNT(DISTINCT o.account_id) AS buyers FROM trades t IGNORE INDEX (ix_trades_buy_order) "
+     "JOIN orders o IGNORE INDEX (PRIMARY) "
+     "ON o.order_id = t.buy_order_id JOIN stocks s ON s.stock_id = t.stock_id "
+     "GROUP BY s.sector, DATE(t.executed_at) ORDER BY value DESC"),
+    ("crossing_orders_unindexed",
+     "SELECT b.stock_id, COUNT(*) AS crossings, SUM(LEAST(b.qty, s.qty)) AS crossing_qty "
+     "FROM orders b IGNORE INDEX (ix_orders_book) JOIN orders s IGNORE INDEX (ix_orders_book) "
+     "ON s.stock_id = b.stock_id AND s.side = 'SELL' AND s.price <= b.price "
+     "WHERE b.side = 'BUY' GROUP BY b.stock_id ORDER BY crossings DESC LIMIT 20"),
 )
 LOCK_SQL = dict(
     stocks=dict(

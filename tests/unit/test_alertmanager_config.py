@@ -51,7 +51,7 @@ def test_slack_email_and_webhooks_are_added_beside_the_alert_log(role_vars):
 def test_critical_alerts_take_the_fast_route_and_warnings_keep_the_batching(role_vars):
     config = yaml.safe_load(render(role_vars))
     route = config["route"]
-    assert (route["group_wait"], route["group_interval"]) == ("30s", "5m")
+    assert (route["group_wait"], route["group_interval"]) == ("10s", "5m")
     (critical,) = route["routes"]
     assert critical == {"matchers": ['severity="critical"'], "group_wait": "5s", "group_interval": "30s"}
     # the same receiver and grouping: inherited from the top route
