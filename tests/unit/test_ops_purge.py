@@ -8,19 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 from stockdb.ops import OpsError, archive, cli, connection
-from stockdb.ops import settings as ops_settings
 from test_ops import make_backup
-
-
-@pytest.fixture
-def settings(tmp_path):
-    s = ops_settings.load(None, dict(backup_dir=str(tmp_path / "backup"), datadir=str(tmp_path / "mysql"),
-                                     verify_dir=str(tmp_path / "verify"), state_dir=str(tmp_path / "state"),
-                                     metrics_dir=str(tmp_path / "textfile"), log_dir=str(tmp_path / "log"),
-                                     alert_log=str(tmp_path / "log" / "alerts.log"), lock_timeout=1))
-    for key in ("log_dir", "datadir"):
-        os.makedirs(s[key])
-    return s
 
 
 def names(*numbers):
@@ -121,8 +109,9 @@ def server(settings, monkeypatch):
     used = []
 
     @contextmanager
-    def cursor(defaults_file, action, database=None, unix_socket=None):
+    def cursor(defaults_file, action, database=None, unix_socket=None, read_timeout=None):
         used.append(defaults_file)
+        stand_in.read_timeout = read_timeout
         yield stand_in
 
     monkeypatch.setattr(connection, "cursor", cursor)
@@ -132,6 +121,8 @@ def server(settings, monkeypatch):
 
 def test_a_dry_run_says_what_would_go_and_purges_nothing(settings, server):
     result = archive.purge_binlogs(settings, [], dry_run=True)
+    # a server stuck on a full disk must not hang the tool: each answer is awaited 30 s at most
+    assert server.read_timeout == archive.PURGE_TIMEOUT_S == 30
     assert result == dict(dry_run=True, timeline=1, purge_to="binlog.000004", files=names(1, 2, 3), bytes=6000,
                           compared="content", kept_from="binlog.000004",
                           kept_because="the archive holds 1500 of its 4000 bytes (the archiver is behind)")

@@ -20,6 +20,9 @@ from .. import report
 from . import OpsError, connection
 
 BINLOG_FILE = re.compile(r"^(?P<base>.+)\.(?P<num>\d{6,})$")
+# purge-binlogs waits this long for each answer of the server: SHOW and PURGE BINARY LOGS wait for the lock
+# a binlog write holds while it waits for disk space (when binary logs fill the disk themselves).
+PURGE_TIMEOUT_S = 30
 
 
 def binlog_root(settings):
@@ -217,7 +220,9 @@ def purge_binlogs(settings, backups, dry_run=False):
                        f"{gap['timeline']}, since {gap['at']}); take a full backup (stockdb-ops backup) before purging more")
     archived = archived_binlogs(settings, timeline)
     directory = timeline_dir(settings, timeline)
-    with connection.cursor(settings["admin_defaults_file"], "purging the server's binary logs") as cur:
+    action = (f"purging the server's binary logs (no answer within {PURGE_TIMEOUT_S} s means a binlog write waits for "
+              f"disk space and holds the binlog lock: free other space on that disk first)")
+    with connection.cursor(settings["admin_defaults_file"], action, read_timeout=PURGE_TIMEOUT_S) as cur:
         cur.execute("SELECT @@log_bin_basename")
         basename = cur.fetchone()[0]
         cur.execute("SHOW BINARY LOGS")

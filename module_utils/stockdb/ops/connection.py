@@ -58,9 +58,11 @@ def connect(defaults_file, database=None, unix_socket=None, **extra):
 
 
 @contextmanager
-def cursor(defaults_file, action, database=None, unix_socket=None):
-    """A cursor on a new connection, closed afterwards; driver errors name the action."""
-    conn = connect(defaults_file, database=database, unix_socket=unix_socket)
+def cursor(defaults_file, action, database=None, unix_socket=None, read_timeout=None):
+    """A cursor on a new connection, closed afterwards; driver errors name the action. read_timeout: seconds
+    to wait for each answer of the server (None: as long as it takes)."""
+    extra = dict(read_timeout=read_timeout) if read_timeout else {}
+    conn = connect(defaults_file, database=database, unix_socket=unix_socket, **extra)
     try:
         with driver_errors(action), conn.cursor() as cur:
             yield cur
