@@ -260,7 +260,7 @@ def fault_command(fault, duration, options, tools, state_dir, target=None):
                 "--timeout", f"{duration}s", "--metrics-brief"], []
     if fault == "io_hog":
         return ([tools["stress_ng"], "--hdd", str(options["workers"]), "--hdd-bytes", f"{options['io_size_mb']}m",
-                 "--hdd-opts", "fsync", "--temp-path", target, "--timeout", f"{duration}s", "--metrics-brief"],
+                 "--temp-path", target, "--timeout", f"{duration}s", "--metrics-brief"],
                 [f"ExecStopPost={tools['rm']} -rf {target}"])
     if fault == "exporter_down":
         service = options["exporter_service"]

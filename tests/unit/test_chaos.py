@@ -188,7 +188,7 @@ def test_the_noisy_neighbours_are_stress_ng_bounded_by_its_timeout(tmp_path):
     assert command == ["/usr/bin/stress-ng", "--cpu", "0", "--cpu-load", "70", "--timeout", "20s", "--metrics-brief"]
     command, properties = chaos.fault_command("io_hog", 20, dict(workers=2, io_size_mb=64), TOOLS, str(tmp_path),
                                               target="/srv/io/stockdb-chaos-io")
-    assert command == ["/usr/bin/stress-ng", "--hdd", "2", "--hdd-bytes", "64m", "--hdd-opts", "fsync", "--temp-path",
+    assert command == ["/usr/bin/stress-ng", "--hdd", "2", "--hdd-bytes", "64m", "--temp-path",
                        "/srv/io/stockdb-chaos-io", "--timeout", "20s", "--metrics-brief"]
     assert properties == ["ExecStopPost=/usr/bin/rm -rf /srv/io/stockdb-chaos-io"]
 
