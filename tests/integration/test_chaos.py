@@ -10,8 +10,8 @@ import json
 import pytest
 from conftest import sql
 
-# molecule/chaos/side_effect.yml drills every fault.
-FAULTS = {"query_storm", "connection_flood", "lock_storm", "disk_full", "crash", "exporter_down", "cpu_hog", "io_hog"}
+# The faults molecule/chaos/side_effect.yml drills (io_hog aside: see there).
+FAULTS = {"query_storm", "connection_flood", "lock_storm", "disk_full", "crash", "exporter_down", "cpu_hog"}
 RESULTS = "/var/lib/stockdb/drills/last.json"
 ALERTS = "/var/log/stockdb/alerts.log"
 
