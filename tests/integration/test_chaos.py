@@ -10,8 +10,8 @@ import json
 import pytest
 from conftest import sql
 
-# The faults molecule/chaos/side_effect.yml drills (io_hog aside: see there).
-FAULTS = {"query_storm", "connection_flood", "lock_storm", "disk_full", "crash", "exporter_down", "cpu_hog"}
+# The faults molecule/chaos/side_effect.yml drills: all of them.
+FAULTS = {"query_storm", "connection_flood", "lock_storm", "disk_full", "crash", "exporter_down", "cpu_hog", "io_hog"}
 RESULTS = "/var/lib/stockdb/drills/last.json"
 ALERTS = "/var/log/stockdb/alerts.log"
 

@@ -217,7 +217,7 @@ def test_every_dashboard_panel_query_returns_data(scraped, dashboard):
 def test_an_alert_reaches_the_alert_log_firing_and_resolved(host):
     """Stop MariaDB: MariaDBDown must be logged as FIRING, then RESOLVED once it is back.
 
-    Resolution reaches the log after Alertmanager's group_interval (5 min by default, 10 s in
+    Resolution reaches the log after Alertmanager's group_interval (30 s by default, 10 s in
     Molecule), hence the long bound.
     """
     before = host.run(f"wc -l < {ALERT_LOG} 2>/dev/null || echo 0").stdout.strip() or "0"

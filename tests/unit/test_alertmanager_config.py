@@ -48,10 +48,10 @@ def test_slack_email_and_webhooks_are_added_beside_the_alert_log(role_vars):
     assert config["global"]["smtp_from"] == "alertmanager@mon1.example.internal"
 
 
-def test_critical_alerts_take_the_fast_route_and_warnings_keep_the_batching(role_vars):
+def test_critical_alerts_take_the_fast_route_and_warnings_a_slower_first_notice(role_vars):
     config = yaml.safe_load(render(role_vars))
     route = config["route"]
-    assert (route["group_wait"], route["group_interval"]) == ("10s", "5m")
+    assert (route["group_wait"], route["group_interval"]) == ("10s", "30s")
     (critical,) = route["routes"]
     assert critical == {"matchers": ['severity="critical"'], "group_wait": "5s", "group_interval": "30s"}
     # the same receiver and grouping: inherited from the top route
