@@ -146,6 +146,26 @@ def test_an_archived_copy_whose_content_differs_is_not_purged(settings, server):
     assert result["kept_because"] == "the archived copy differs from the server's file"
 
 
+def test_a_binlog_left_in_use_by_a_crash_still_matches_its_archived_copy(settings, server):
+    """A crash leaves LOG_EVENT_BINLOG_IN_USE_F set in the server's file (byte 21, bit 0x01) where the archived
+    copy has it clear; the lab's crash drills blocked every purge on this until its disk filled. Only that
+    bit is forgiven: another bit of the same byte still differs."""
+    server_file = os.path.join(settings["datadir"], "binlog.000002")
+    with open(server_file, "r+b") as handle:
+        handle.seek(archive.BINLOG_FLAGS_OFFSET)
+        handle.write(bytes([2 | archive.BINLOG_IN_USE_FLAG]))
+    archived = os.path.join(archive.timeline_dir(settings, 1), "binlog.000002")
+    assert archive.same_binlog(server_file, archived)
+    result = archive.purge_binlogs(settings, [])
+    assert result["files"] == names(1, 2, 3) and server.files() == names(4, 5)
+    with open(server_file, "wb") as handle:  # purged above; written again to compare once more
+        handle.write(bytes([2]) * 2000)
+    with open(archived, "r+b") as handle:
+        handle.seek(archive.BINLOG_FLAGS_OFFSET)
+        handle.write(bytes([2 | 0x04]))
+    assert not archive.same_binlog(server_file, archived)
+
+
 def test_a_file_the_server_keeps_is_reported_not_removed(settings, server):
     server.keep_in_use = {"binlog.000002"}
     result = archive.purge_binlogs(settings, [])

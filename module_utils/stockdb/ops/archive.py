@@ -11,7 +11,6 @@ purge_binlogs() frees the server's disk (disk full) by PURGE BINARY LOGS, but on
 holds whole, so the archive never gets a gap from it.
 """
 
-import filecmp
 import os
 import re
 import shutil
@@ -166,6 +165,34 @@ def status(settings):
 # --------------------------------------------------------------------------- purging the server's binlogs
 
 
+# A binlog file starts with 4 magic bytes, then its format description event, whose header carries 2 bytes of
+# flags at offset 17: the flags' low byte is at file offset 21. Bit 0x01 (LOG_EVENT_BINLOG_IN_USE_F) is set
+# while the server writes the file, cleared when it closes it cleanly - and left set by a crash (the server
+# starts a new file). An archived copy keeps the bit of the moment it was streamed.
+BINLOG_FLAGS_OFFSET = 21
+BINLOG_IN_USE_FLAG = 0x01
+
+
+def same_binlog(path_a, path_b, chunk=1 << 20):
+    """Whether two binlog files hold the same events: equal bytes but the in-use flag of the format
+    description event (a crash leaves it set in the server's file, the archive's copy may have it clear)."""
+    if os.path.getsize(path_a) != os.path.getsize(path_b):
+        return False
+    with open(path_a, "rb") as a, open(path_b, "rb") as b:
+        first_a, first_b = bytearray(a.read(chunk)), bytearray(b.read(chunk))
+        if len(first_a) > BINLOG_FLAGS_OFFSET:
+            first_a[BINLOG_FLAGS_OFFSET] &= ~BINLOG_IN_USE_FLAG & 0xFF
+            first_b[BINLOG_FLAGS_OFFSET] &= ~BINLOG_IN_USE_FLAG & 0xFF
+        if first_a != first_b:
+            return False
+        while True:
+            block_a, block_b = a.read(chunk), b.read(chunk)
+            if block_a != block_b:
+                return False
+            if not block_a:
+                return True
+
+
 def purge_plan(on_server, archived, same=None):
     """What PURGE BINARY LOGS TO may remove: the server's binlogs from its oldest one on, while each is held
     whole by the archive, never the server's current binlog nor the archive's newest file.
@@ -231,7 +258,7 @@ def purge_binlogs(settings, backups, dry_run=False):
         readable = bool(binlog_dir) and os.access(binlog_dir, os.R_OK | os.X_OK)
 
         def same(name):
-            return filecmp.cmp(os.path.join(binlog_dir, name), os.path.join(directory, name), shallow=False)
+            return same_binlog(os.path.join(binlog_dir, name), os.path.join(directory, name))
 
         plan = purge_plan(on_server, archived, same if readable else None)
         result = dict(dry_run=bool(dry_run), timeline=timeline, purge_to=plan["purge_to"],
