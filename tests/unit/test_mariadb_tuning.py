@@ -90,3 +90,16 @@ def test_idle_write_transaction_timeout_zero_is_said_to_be_off(role_vars):
     text, mysqld = _rendered(role_vars, mariadb_idle_write_transaction_timeout=0)
     assert mysqld["idle_write_transaction_timeout"] == "0"
     assert "is never closed by the server" in text
+
+
+def test_file_statements_are_confined_and_local_infile_is_off_unless_asked(role_vars):
+    _text, mysqld = _rendered(role_vars)
+    files = (mysqld["local_infile"], mysqld["secure_file_priv"], mysqld["symbolic_links"])
+    assert files == ("OFF", "/var/lib/mysql-files", "OFF")
+    assert _rendered(role_vars, mariadb_local_infile=True)[1]["local_infile"] == "ON"
+
+
+def test_remote_accounts_are_blocked_after_ten_wrong_passwords(role_vars):
+    lockout = "max_password_errors"
+    assert int(_rendered(role_vars)[1][lockout]) == 10
+    assert int(_rendered(role_vars, mariadb_max_password_errors=5)[1][lockout]) == 5
