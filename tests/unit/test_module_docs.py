@@ -35,7 +35,8 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
            "stockdb_drill_report": 'results={"fault":"meteor"} dest=/tmp/stockdb-drill-report',
            "stockdb_sessions": "min_time=-1",
            "stockdb_drill": "action=measure ack_log=/nowhere load_started_at=yesterday",
-           "stockdb_chaos": "fault=cpu_hog confirm=true duration=601"}[module]
+           "stockdb_chaos": "fault=cpu_hog confirm=true duration=601",
+           "stockdb_baseline": "max_password_errors=0"}[module]
     result = subprocess.run([str(BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
                              "-a", bad], capture_output=True, text=True, cwd=REPO,
                             env={"PATH": f"{BIN}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -45,5 +46,6 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
              "stockdb_check": "no_such_check", "stockdb_backup": "backup='yesterday'",
              "stockdb_restore": "restore_to='yesterday'", "stockdb_bench": "threads=0",
              "stockdb_drill": "load_started_at='yesterday'",
-             "stockdb_drill_report": "meteor", "stockdb_sessions": "min_time=-1", "stockdb_chaos": "duration=601"}[module]
+             "stockdb_drill_report": "meteor", "stockdb_sessions": "min_time=-1", "stockdb_chaos": "duration=601",
+             "stockdb_baseline": "max_password_errors=0"}[module]
     assert named in result.stdout, result.stdout
