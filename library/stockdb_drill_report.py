@@ -55,6 +55,13 @@ options:
   command:
     description: The command that ran the drills, printed in the header for reproducibility.
     type: str
+  broken_off:
+    description:
+      - Why the drills stopped before the end (a drill that failed outright, so the ones after it did not run),
+        as C(playbooks/chaos.yml) collects it. Each is a failed check of the report, listed first.
+    type: list
+    elements: str
+    default: []
 requirements:
   - matplotlib (requirements.txt) in the controller's Python
 author: stockdb
@@ -128,13 +135,15 @@ def main():
             title=dict(type="str", default="Fault drills"),
             commit=dict(type="str"),
             command=dict(type="str"),
+            broken_off=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
     p = module.params
     try:
         outcome = drill_report.write_report(p["dest"], p["results"], title=p["title"], commit=p["commit"],
-                                            command=p["command"], check_mode=module.check_mode)
+                                            command=p["command"], check_mode=module.check_mode,
+                                            broken_off=p["broken_off"])
     except drill_report.DrillReportError as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:

@@ -344,11 +344,16 @@ def fault_summary(runs):
     )
 
 
-def summarize(results, title=None, commit=None, command=None):
-    """The whole report's summary: header facts, per fault its summary, the verdict and the failures."""
+def summarize(results, title=None, commit=None, command=None, broken_off=()):
+    """The whole report's summary: header facts, per fault its summary, the verdict and the failures.
+
+    broken_off: why the series of drills stopped early (a drill that failed outright; the drills after it
+    did not run): each is a failure, first in the list.
+    """
     check_results(results)
     faults = {fault: fault_summary(runs) for fault, runs in by_fault(results).items()}
-    failures = [f"{drill_name(d)}: {check}: {why}" for d in sorted(results, key=order) for check, why in run_failures(d)]
+    failures = [f"broke off: {why}" for why in broken_off]
+    failures += [f"{drill_name(d)}: {check}: {why}" for d in sorted(results, key=order) for check, why in run_failures(d)]
     moments = [parse_time(d[event]) for d in results for event in EVENTS if d[event] is not None]
     return dict(
         title=title,
@@ -594,9 +599,9 @@ def timeline_png(drill):
 
 
 # ---------------------------------------------------------------- files
-def render(results, title=None, commit=None, command=None):
+def render(results, title=None, commit=None, command=None, broken_off=()):
     """{file name: bytes} of the whole report, and its summary."""
-    summary = summarize(results, title=title, commit=commit, command=command)
+    summary = summarize(results, title=title, commit=commit, command=command, broken_off=broken_off)
     files = {REPORT_JSON: report_json(summary, results).encode(),
              SERIES_JSON: series_json(results).encode(),
              REPORT_MD: markdown(summary, results).encode()}
@@ -613,7 +618,7 @@ def _same(path, data):
         return False
 
 
-def write_report(dest, results, title=None, commit=None, command=None, check_mode=False):
+def write_report(dest, results, title=None, commit=None, command=None, check_mode=False, broken_off=()):
     """Render the report into `dest` (created when missing); only files whose bytes differ are written.
 
     Timelines of faults not in `results` (<fault>.png of another fault) are removed, so the directory holds
@@ -621,7 +626,7 @@ def write_report(dest, results, title=None, commit=None, command=None, check_mod
     """
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise DrillReportError(f"dest {dest} exists and is not a directory")
-    files, summary = render(results, title=title, commit=commit, command=command)
+    files, summary = render(results, title=title, commit=commit, command=command, broken_off=broken_off)
     paths = {name: os.path.join(dest, name) for name in files}
     written = [paths[name] for name in files if not _same(paths[name], files[name])]
     stale = [os.path.join(dest, picture_name(f)) for f in FAULTS if picture_name(f) not in files]

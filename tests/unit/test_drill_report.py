@@ -183,6 +183,18 @@ def test_failed_checks_are_listed_and_the_result_column_names_them():
     assert "- query_storm run 3 on stockdb-lab: left_behind: filler /srv/x/stockdb-chaos.filler" in text
 
 
+def test_drills_that_broke_off_fail_the_report_and_say_why_first():
+    """A drill that fails outright ends the series (the lab's disk filled during cpu_hog run 4): the report of the
+    runs before it must not read as a complete run."""
+    results = repeats()
+    summary = report.summarize(results, broken_off=["cpu_hog run 4: Wait for the trading load to finish: timed out"])
+    assert summary["passed"] is False
+    assert summary["failures"][0] == "broke off: cpu_hog run 4: Wait for the trading load to finish: timed out"
+    text = report.markdown(summary, results)
+    assert "- result: **FAIL** - 1 failed checks" in text
+    assert "- broke off: cpu_hog run 4: Wait for the trading load to finish: timed out" in text
+
+
 def test_figures_the_drill_could_not_measure_show_as_none():
     results = [drill(orders_per_s=dict(before=1310.0, during=420.0, after=None), dip_ratio=None,
                      p99_ms=dict(before=18.9, during=None, after=None), acknowledged_lost=None)]
