@@ -23,13 +23,16 @@ CONFIG = "/etc/mysql/mariadb.conf.d/60-stockdb.cnf"
 ALERT_LOG = "/var/log/stockdb/alerts.log"
 TEXTFILES = "/var/lib/prometheus/node-exporter"
 SIZE = re.compile(r"^(\d+)([KMG])$", re.IGNORECASE)
-BOOLEAN = {"ON": "ON", "1": "ON", "TRUE": "ON", "OFF": "OFF", "0": "OFF", "FALSE": "OFF"}
+# have_symlink reports symbolic_links as YES / DISABLED.
+BOOLEAN = {"ON": "ON", "1": "ON", "TRUE": "ON", "YES": "ON", "OFF": "OFF", "0": "OFF", "FALSE": "OFF", "DISABLED": "OFF"}
 # Options that SHOW GLOBAL VARIABLES reports under another name.
-VARIABLE_OF_OPTION = {"log_bin": "log_bin_basename", "transaction_isolation": "tx_isolation"}
+VARIABLE_OF_OPTION = {"log_bin": "log_bin_basename", "transaction_isolation": "tx_isolation", "symbolic_links": "have_symlink"}
 
 
 def normalise(value):
     value = value.strip()
+    if value.startswith("/") and len(value) > 1:
+        value = value.rstrip("/")  # secure_file_priv: the server adds a trailing slash
     size = SIZE.match(value)
     if size:
         value = str(int(size.group(1)) * 1024 ** ("KMG".index(size.group(2).upper()) + 1))
