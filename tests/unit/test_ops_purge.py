@@ -4,6 +4,7 @@ files in temporary directories. The real purge ran on a lab host with the archiv
 
 import json
 import os
+import shutil
 from contextlib import contextmanager
 
 import pytest
@@ -123,6 +124,8 @@ def test_a_dry_run_says_what_would_go_and_purges_nothing(settings, server):
     result = archive.purge_binlogs(settings, [], dry_run=True)
     # a server stuck on a full disk must not hang the tool: each answer is awaited 30 s at most
     assert server.read_timeout == archive.PURGE_TIMEOUT_S == 30
+    disk = result.pop("disk")
+    assert disk["path"] == settings["datadir"] and 0 < disk["used_pct"] <= 100 and disk["free_bytes"] > 0
     assert result == dict(dry_run=True, timeline=1, purge_to="binlog.000004", files=names(1, 2, 3), bytes=6000,
                           compared="content", kept_from="binlog.000004",
                           kept_because="the archive holds 1500 of its 4000 bytes (the archiver is behind)")
@@ -191,3 +194,15 @@ def test_the_command_prints_the_result_as_json(settings, server, tmp_path, capsy
     assert cli.main(["--config", str(config), "purge-binlogs"]) == 1
     assert "stockdb-ops purge-binlogs: the binlog archive has a gap" in capsys.readouterr().err
     assert len(server.files()) == 5
+
+
+def test_the_disk_it_leaves_is_reported_even_when_nothing_could_be_purged(settings, server, monkeypatch):
+    """The drills make room with purge-binlogs before they trade: when nothing can go, the caller must learn
+    how full the disk stays and why (a lab series once filled its disk while every purge said nothing)."""
+    monkeypatch.setattr(archive.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100, 97, 3))
+    with open(os.path.join(archive.timeline_dir(settings, 1), "binlog.000001"), "r+b") as handle:
+        handle.write(b"\xff")
+    result = archive.purge_binlogs(settings, [])
+    assert result["files"] == [] and result["bytes_freed"] == 0
+    assert result["disk"] == dict(path=settings["datadir"], used_pct=97.0, free_bytes=3)
+    assert result["kept_because"] == "the archived copy differs from the server's file"

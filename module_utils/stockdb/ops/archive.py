@@ -231,6 +231,15 @@ def purge_plan(on_server, archived, same=None):
     return dict(purge_to=name if files else None, files=files, stopped_at=name, reason=reason)
 
 
+def binlog_disk(directory):
+    """{'disk': path, used_pct, free_bytes} of the filesystem holding directory; {} without a directory."""
+    if not directory:
+        return {}
+    usage = shutil.disk_usage(directory)
+    return dict(disk=dict(path=directory, used_pct=round(100.0 * usage.used / usage.total, 1) if usage.total else 0.0,
+                          free_bytes=usage.free))
+
+
 def purge_binlogs(settings, backups, dry_run=False):
     """PURGE BINARY LOGS on the server up to what the archive of the current timeline holds whole.
 
@@ -238,7 +247,9 @@ def purge_binlogs(settings, backups, dry_run=False):
     has a gap or holds nothing. Compares the archived copy byte for byte with the server's file where this
     host can read the binlog directory, else by size (a closed binlog and its archived copy are identical;
     only the file being written differs, in its in-use flag). dry_run: plan only. Returns what was (or would
-    be) purged: purge_to (the oldest file kept), files, bytes, and after a purge bytes_freed and not_removed.
+    be) purged: purge_to (the oldest file kept), files, bytes, and after a purge bytes_freed and not_removed;
+    where the binlog directory is readable, disk: how full its filesystem is afterwards (a caller that needs
+    room learns whether it got it, and kept_because says why not).
     """
     timeline = current_timeline(settings)
     gap = open_gap(settings, backups)
@@ -265,12 +276,13 @@ def purge_binlogs(settings, backups, dry_run=False):
                       files=[name for name, _ in plan["files"]], bytes=sum(size for _, size in plan["files"]),
                       compared="content" if readable else "size", kept_from=plan["stopped_at"], kept_because=plan["reason"])
         if dry_run:
-            return result
+            return dict(result, **binlog_disk(binlog_dir if readable else None))
         if not plan["files"]:
-            return dict(result, not_removed=[], bytes_freed=0)
+            return dict(result, not_removed=[], bytes_freed=0, **binlog_disk(binlog_dir if readable else None))
         cur.execute("PURGE BINARY LOGS TO %s", (plan["purge_to"],))
         cur.execute("SHOW BINARY LOGS")
         left = {row[0] for row in cur.fetchall()}
+    result.update(binlog_disk(binlog_dir if readable else None))
     result["not_removed"] = [name for name in result["files"] if name in left]
     result["bytes_freed"] = sum(size for name, size in plan["files"] if name not in left)
     report.append_log(settings["log_dir"], "archive",
