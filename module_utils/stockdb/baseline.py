@@ -194,7 +194,15 @@ def tls(p):
 def audit(p):
     if p.plugin("server_audit") != "ACTIVE":
         return ["the server_audit plugin is not active"]
-    return _is(p, "server_audit_logging", "ON", "1")
+    found = _is(p, "server_audit_logging", "ON", "1")
+    events = {e.strip().upper() for e in (p.variable("server_audit_events") or "").split(",") if e.strip()}
+    # An empty list records everything; otherwise logins, DDL and grants must be among the classes.
+    missing = [] if not events else [name for name, covered in (
+        ("CONNECT", "CONNECT" in events), ("DDL", events & {"QUERY", "QUERY_DDL"}), ("DCL", events & {"QUERY", "QUERY_DCL"}))
+        if not covered]
+    if missing:
+        found.append(f"server_audit_events = {p.variable('server_audit_events')} records no {', '.join(missing)}")
+    return found
 
 
 def table_encryption(p):

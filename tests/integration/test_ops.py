@@ -214,6 +214,20 @@ def test_the_timers_are_scheduled(host, drill):
         assert host.check_output(f"systemctl show -p OOMScoreAdjust {job}.service").strip() == "OOMScoreAdjust=1000"
 
 
+@pytest.mark.parametrize("job", ["stockdb-healthcheck", "stockdb-backup", "stockdb-backup-verify"])
+def test_each_job_works_inside_its_sandboxed_unit(host, drill, job):
+    """What the timers start: the unit (read-only system, a few writable paths, few capabilities) runs the job."""
+    log = {"stockdb-healthcheck": "health", "stockdb-backup": "backup", "stockdb-backup-verify": "verify"}[job]
+    before = host.run(f"wc -l < /var/log/stockdb/{log}.log").stdout.strip() or "0"
+    started = host.run(f"systemctl start {job}.service")  # a oneshot: returns when the job is done
+    status = host.run(f"systemctl status --no-pager -n 20 {job}.service").stdout
+    assert started.rc == 0, f"{job} failed in its unit: {started.stderr}\n{status}"
+    assert host.check_output(f"systemctl show -p Result --value {job}.service").strip() == "success"
+    assert host.check_output(f"systemctl show -p ProtectSystem --value {job}.service").strip() == "strict"
+    lines = host.file(f"/var/log/stockdb/{log}.log").content_string.splitlines()[int(before):]
+    assert lines and "FAILED" not in lines[-1], lines
+
+
 def test_the_health_check_reports_a_stopped_server_instead_of_failing_itself(host, drill):
     host.check_output("systemctl stop mariadb")
     try:

@@ -110,6 +110,21 @@ def test_configuration_switches():
     assert findings("AUD-01", variables=good, plugins={"server_audit": "ACTIVE"}) == []
 
 
+@pytest.mark.parametrize(("events", "failed"), [
+    ("CONNECT,TABLE,QUERY_DDL,QUERY_DCL", None),
+    ("CONNECT,QUERY", None),
+    ("", None),  # an empty list records every class
+    ("QUERY_DDL,QUERY_DCL", "server_audit_events = QUERY_DDL,QUERY_DCL records no CONNECT"),
+    ("CONNECT,TABLE", "server_audit_events = CONNECT,TABLE records no DDL, DCL"),
+])
+def test_the_audit_trail_must_record_logins_ddl_and_grants(events, failed):
+    found = findings("AUD-01", variables={"server_audit_logging": "ON", "server_audit_events": events},
+                     plugins={"server_audit": "ACTIVE"})
+    assert found == ([failed] if failed else [])
+    assert findings("AUD-01", variables={"server_audit_logging": "OFF", "server_audit_events": events},
+                    plugins={"server_audit": "ACTIVE"})[0] == "server_audit_logging = OFF"
+
+
 def test_files_datadir_option_files_config_logs_and_backups():
     datadir = {"datadir": "/var/lib/mysql/"}
     assert findings("FS-01", variables=datadir, paths={"/var/lib/mysql": "750 mysql mysql directory"}) == []
