@@ -206,3 +206,78 @@ def test_the_disk_it_leaves_is_reported_even_when_nothing_could_be_purged(settin
     assert result["files"] == [] and result["bytes_freed"] == 0
     assert result["disk"] == dict(path=settings["datadir"], used_pct=97.0, free_bytes=3)
     assert result["kept_because"] == "the archived copy differs from the server's file"
+
+
+# --------------------------------------------------------------------------- torn tails
+
+def event(length, fill=b"e"):
+    """A binlog event of `length` bytes: a 19-byte header carrying its length at bytes 9..12, then a body."""
+    header = bytes(9) + length.to_bytes(4, "little") + bytes(6)
+    return header + fill * (length - len(header))
+
+
+def binlog(path, *parts):
+    path.write_bytes(b"\xfebin" + b"".join(parts))
+    return str(path)
+
+
+# what the lab's server left in binlog.000009 after a full disk and a crash: 1536 bytes whose header claims
+# an event of 3663724544 bytes
+TORN = bytes(9) + (3663724544).to_bytes(4, "little") + b"\x00" * (1536 - 13)
+
+
+def test_the_whole_events_of_a_binlog_end_where_a_torn_write_begins(tmp_path):
+    clean = binlog(tmp_path / "a", event(120), event(300), event(19))
+    assert archive.whole_events_end(clean) == 4 + 120 + 300 + 19
+    torn = binlog(tmp_path / "b", event(120), event(300), TORN)
+    assert archive.whole_events_end(torn) == 4 + 120 + 300
+    short = binlog(tmp_path / "c", event(120), event(300)[:200])  # a last event cut short
+    assert archive.whole_events_end(short) == 4 + 120
+
+
+def test_a_torn_tail_is_told_apart_from_an_archiver_that_is_behind(tmp_path):
+    server = binlog(tmp_path / "server", event(120), event(300), TORN)
+    assert archive.torn_tail(server, binlog(tmp_path / "whole", event(120), event(300))) == len(TORN)
+    # behind: the server's file has whole events past the archived copy
+    assert archive.torn_tail(server, binlog(tmp_path / "behind", event(120))) == 0
+    # a copy whose content differs is no prefix of the server's file
+    assert archive.torn_tail(server, binlog(tmp_path / "other", event(120), event(300, b"x"))) == 0
+    # an archived copy cut mid-event (the archiver killed while writing) is no boundary of the server's file
+    assert archive.torn_tail(server, binlog(tmp_path / "cut", event(120), event(300)[:150])) == 0
+    clean = binlog(tmp_path / "clean", event(120), event(300))
+    assert archive.torn_tail(clean, binlog(tmp_path / "same", event(120), event(300))) == 0
+
+
+def test_the_archiver_moves_past_a_torn_file_to_the_next_without_a_gap():
+    archived = [("binlog.000009", 9, 967696386)]
+    on_server = ["binlog.000009", "binlog.000010", "binlog.000011"]
+    assert archive.archiver_start(archived, on_server, torn=lambda name: 1536) == ("binlog.000010", None)
+    assert archive.archiver_start(archived, on_server, torn=lambda name: 0) == ("binlog.000009", None)
+    # the server's current file is never skipped: it is still being written
+    assert archive.archiver_start(archived, ["binlog.000009"], torn=lambda name: 1536) == ("binlog.000009", None)
+
+
+def test_a_file_held_but_for_its_torn_tail_is_purged():
+    """Before: the torn tail read as 'the archiver is behind' forever, and no purge passed that file."""
+    plan = archive.purge_plan([(f"binlog.00000{n}", s) for n, s in ((1, 1000), (2, 2000 + len(TORN)), (3, 3000), (4, 4000))],
+                              [(f"binlog.00000{n}", n, s) for n, s in ((1, 1000), (2, 2000), (3, 3000), (4, 4000))],
+                              same=lambda name: True, torn=lambda name: len(TORN) if name == "binlog.000002" else 0)
+    assert [name for name, _ in plan["files"]] == names(1, 2, 3) and plan["purge_to"] == "binlog.000004"
+    plan = archive.purge_plan([("binlog.000001", 1000), ("binlog.000002", 2000 + len(TORN)), ("binlog.000003", 5)],
+                              [("binlog.000001", 1, 1000), ("binlog.000002", 2, 2000), ("binlog.000003", 3, 5)],
+                              torn=lambda name: 0)
+    assert plan["purge_to"] == "binlog.000002" and "the archiver is behind" in plan["reason"]
+
+
+def test_a_torn_file_of_a_surviving_datadir_is_not_copied_over_its_clean_archived_copy(settings, tmp_path):
+    directory = archive.timeline_dir(settings, 1)
+    os.makedirs(directory, exist_ok=True)
+    binlog(tmp_path / "archived", event(120), event(300))
+    shutil.copy(tmp_path / "archived", os.path.join(directory, "binlog.000009"))
+    datadir = tmp_path / "old-datadir"
+    datadir.mkdir()
+    binlog(datadir / "binlog.000009", event(120), event(300), TORN)
+    binlog(datadir / "binlog.000010", event(50))
+    assert archive.complete_archive(settings, 1, str(datadir)) == ["binlog.000010"]
+    assert archive.whole_events_end(os.path.join(directory, "binlog.000009")) == os.path.getsize(
+        os.path.join(directory, "binlog.000009"))

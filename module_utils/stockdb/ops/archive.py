@@ -84,11 +84,22 @@ def server_binlogs(settings):
         return [(row[0], int(row[1])) for row in cur.fetchall()]
 
 
-def archiver_start(archived, on_server):
+def server_binlog_dir(settings):
+    """The directory of the server's binary logs, or None where this host cannot read it."""
+    with connection.cursor(settings["defaults_file"], "asking where the server writes its binary logs") as cur:
+        cur.execute("SELECT @@log_bin_basename")
+        basename = cur.fetchone()[0]
+    directory = os.path.dirname(basename) if basename else None
+    return directory if directory and os.access(directory, os.R_OK | os.X_OK) else None
+
+
+def archiver_start(archived, on_server, torn=None):
     """Where the archiver starts: (file, gap) from the archived [(name, number, size)] and the server's names.
 
     The newest archived file is fetched again whole when the server still has it; else archiving
     resumes at the server's next file and `gap` names the file that was purged before it was archived.
+    torn(name) -> the bytes of a torn tail (torn_tail()) of the newest archived file: when it has one, the
+    archive holds all of it that can be read, and archiving resumes at the server's next file (no gap).
     """
     if not on_server:
         raise OpsError("the server lists no binary logs (log_bin is off?)")
@@ -96,6 +107,8 @@ def archiver_start(archived, on_server):
         return on_server[0], None
     last_name, last_number, _ = archived[-1]
     if last_name in on_server:
+        if torn is not None and last_name != on_server[-1] and torn(last_name):
+            return on_server[on_server.index(last_name) + 1], None
         return last_name, None
     newer = [n for n in on_server if binlog_number(n) > last_number]
     return (newer[0] if newer else on_server[-1]), last_name
@@ -134,7 +147,8 @@ def complete_archive(settings, timeline, datadir):
     """Copy binlogs of a stopped server's datadir that the archive lacks or holds shorter.
 
     The archiver streams with a lag of up to a few events; when the old datadir survived (a bad
-    DELETE, not a lost disk), its own binlogs are complete, so nothing committed is left out.
+    DELETE, not a lost disk), its own binlogs are complete, so nothing committed is left out. A file
+    whose extra bytes are a torn tail is not copied: a replay would stop on them.
     """
     directory = timeline_dir(settings, timeline)
     archived = {name: size for name, _, size in archived_binlogs(settings, timeline)}
@@ -146,6 +160,8 @@ def complete_archive(settings, timeline, datadir):
         match = BINLOG_FILE.match(name)
         if not match or match["base"] != base or int(match["num"]) < min(binlog_number(n) for n in archived):
             continue
+        if name in archived and torn_tail(os.path.join(datadir, name), os.path.join(directory, name)):
+            continue  # the archive holds all of it that can be read
         if os.path.getsize(os.path.join(datadir, name)) > archived.get(name, 0):
             shutil.copy2(os.path.join(datadir, name), os.path.join(directory, name))
             copied.append(name)
@@ -173,33 +189,72 @@ BINLOG_FLAGS_OFFSET = 21
 BINLOG_IN_USE_FLAG = 0x01
 
 
-def same_binlog(path_a, path_b, chunk=1 << 20):
+def same_binlog(path_a, path_b, chunk=1 << 20, length=None):
     """Whether two binlog files hold the same events: equal bytes but the in-use flag of the format
-    description event (a crash leaves it set in the server's file, the archive's copy may have it clear)."""
-    if os.path.getsize(path_a) != os.path.getsize(path_b):
+    description event (a crash leaves it set in the server's file, the archive's copy may have it clear).
+    length: compare only the first `length` bytes of each (both must have them)."""
+    sizes = os.path.getsize(path_a), os.path.getsize(path_b)
+    if (sizes[0] != sizes[1]) if length is None else (min(sizes) < length):
         return False
+    left = sizes[0] if length is None else length
     with open(path_a, "rb") as a, open(path_b, "rb") as b:
-        first_a, first_b = bytearray(a.read(chunk)), bytearray(b.read(chunk))
-        if len(first_a) > BINLOG_FLAGS_OFFSET:
-            first_a[BINLOG_FLAGS_OFFSET] &= ~BINLOG_IN_USE_FLAG & 0xFF
-            first_b[BINLOG_FLAGS_OFFSET] &= ~BINLOG_IN_USE_FLAG & 0xFF
-        if first_a != first_b:
-            return False
-        while True:
-            block_a, block_b = a.read(chunk), b.read(chunk)
-            if block_a != block_b:
+        first = True
+        while left > 0:
+            block_a, block_b = bytearray(a.read(min(chunk, left))), bytearray(b.read(min(chunk, left)))
+            if first and len(block_a) > BINLOG_FLAGS_OFFSET and len(block_b) > BINLOG_FLAGS_OFFSET:
+                block_a[BINLOG_FLAGS_OFFSET] &= ~BINLOG_IN_USE_FLAG & 0xFF
+                block_b[BINLOG_FLAGS_OFFSET] &= ~BINLOG_IN_USE_FLAG & 0xFF
+            first = False
+            if block_a != block_b or not block_a:
                 return False
-            if not block_a:
-                return True
+            left -= len(block_a)
+        return True
 
 
-def purge_plan(on_server, archived, same=None):
+# An event: a 19-byte header whose bytes 9..12 are the event's whole length (little-endian), then its body.
+BINLOG_MAGIC_BYTES = 4
+EVENT_HEADER_BYTES = 19
+
+
+def whole_events_end(path):
+    """The offset where the run of whole events of a binlog file ends (its size when it ends cleanly)."""
+    size = os.path.getsize(path)
+    offset = BINLOG_MAGIC_BYTES
+    with open(path, "rb") as handle:
+        while offset + EVENT_HEADER_BYTES <= size:
+            handle.seek(offset)
+            length = int.from_bytes(handle.read(EVENT_HEADER_BYTES)[9:13], "little")
+            if length < EVENT_HEADER_BYTES or offset + length > size:
+                break
+            offset += length
+    return min(offset, size)
+
+
+def torn_tail(server_file, archived_file):
+    """Bytes at the end of a server binlog that no reader can get, when the archived copy holds everything
+    before them; else 0.
+
+    A crash or a full disk can stop a binlog write midway: the server goes on in a new file, and the
+    bytes left (no whole event) are read by nobody - not the archiver, a replica or a replay, and the
+    server's own crash recovery did not count them as committed. The archived copy then ends where the
+    whole events end; the archiver must resume at the next file instead of fetching this one forever.
+    Checked on content: the archived copy is the server file's prefix, and the server file's whole events
+    end exactly there.
+    """
+    archived, size = os.path.getsize(archived_file), os.path.getsize(server_file)
+    if archived >= size or whole_events_end(server_file) != archived:
+        return 0
+    return size - archived if same_binlog(server_file, archived_file, length=archived) else 0
+
+
+def purge_plan(on_server, archived, same=None, torn=None):
     """What PURGE BINARY LOGS TO may remove: the server's binlogs from its oldest one on, while each is held
     whole by the archive, never the server's current binlog nor the archive's newest file.
 
     on_server: [(name, size)] as SHOW BINARY LOGS lists them, oldest first (the last one is being written);
     archived: [(name, number, size)] of the current timeline; same(name) -> whether the archived copy has
-    the content of the server's file (None: sizes are compared only). Returns dict(purge_to: the oldest file
+    the content of the server's file (None: sizes are compared only); torn(name) -> the bytes of a torn tail
+    (torn_tail(): the archive holds all of the file that can be read). Returns dict(purge_to: the oldest file
     kept or None, files: [(name, size)] to purge, stopped_at, reason). OpsError when the archive holds
     nothing, or lacks the server's oldest binlog (nothing at all could be purged safely).
     """
@@ -215,12 +270,12 @@ def purge_plan(on_server, archived, same=None):
             reason = "the server's current binlog"
         elif name not in held:
             reason = "not in the archive"
-        elif held[name] != size:
+        elif held[name] != size and not (torn is not None and torn(name) == size - held[name]):
             reason = f"the archive holds {held[name]} of its {size} bytes (the archiver is behind)"
         elif name == archived[-1][0]:
             # archiver_start() resumes from the newest archived file; were it purged, it would record a gap
             reason = "the archive's newest file: the archiver resumes from it, so the server keeps it"
-        elif same is not None and not same(name):
+        elif held[name] == size and same is not None and not same(name):
             reason = "the archived copy differs from the server's file"
         if reason:
             break
@@ -271,7 +326,10 @@ def purge_binlogs(settings, backups, dry_run=False):
         def same(name):
             return same_binlog(os.path.join(binlog_dir, name), os.path.join(directory, name))
 
-        plan = purge_plan(on_server, archived, same if readable else None)
+        def torn(name):
+            return torn_tail(os.path.join(binlog_dir, name), os.path.join(directory, name))
+
+        plan = purge_plan(on_server, archived, *((same, torn) if readable else (None, None)))
         result = dict(dry_run=bool(dry_run), timeline=timeline, purge_to=plan["purge_to"],
                       files=[name for name, _ in plan["files"]], bytes=sum(size for _, size in plan["files"]),
                       compared="content" if readable else "size", kept_from=plan["stopped_at"], kept_because=plan["reason"])

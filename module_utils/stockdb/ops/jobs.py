@@ -244,10 +244,23 @@ def gap_metric(settings):
 # A run that fails (not a breach it finds: a failure of the job itself) is StockdbHealthCheckFailed.
 def archiver(settings):
     """The archiver's command for the current timeline; a gap found on the way is recorded (state,
-    metric, archive.log) until a full backup covers it."""
+    metric, archive.log) until a full backup covers it, a torn tail it moves past is logged."""
     timeline = archive.set_timeline(settings, archive.current_timeline(settings))
     on_server = [name for name, _ in archive.server_binlogs(settings)]
-    start, lost = archive.archiver_start(archive.archived_binlogs(settings, timeline), on_server)
+    archived = archive.archived_binlogs(settings, timeline)
+    binlog_dir, archive_dir, torn = archive.server_binlog_dir(settings), archive.timeline_dir(settings, timeline), {}
+
+    def torn_bytes(name):
+        torn[name] = archive.torn_tail(os.path.join(binlog_dir, name), os.path.join(archive_dir, name))
+        return torn[name]
+
+    start, lost = archive.archiver_start(archived, on_server, torn_bytes if binlog_dir else None)
+    for name, size in torn.items():
+        if size:
+            report.append_log(settings["log_dir"], "archive",
+                              f"TORN timeline={timeline} file={name} tail={size} resumed_at={start}: the server's file ends "
+                              "in bytes that are no whole event (a crash or a full disk stopped a write); the archive "
+                              "holds all of it that can be read")
     if lost:
         gap = archive.record_gap(settings, timeline, lost, start)
         gap_metric(settings)
