@@ -18,7 +18,8 @@ description:
     O(since), O(window_s) seconds in a row run at O(ratio) or more of the orders/s acknowledged between
     O(baseline_from) and O(baseline_to), or O(timeout) seconds pass. Run it on the database host.
   - O(action=measure) computes the time to alert and to recover (from the remediation's start and from the
-    injection) from the marks, and, from the acknowledgement log, orders/s and p99 latency before the fault,
+    injection) from the marks, and, from the acknowledgement log, orders/s and p99 latency before the fault
+    (from O(baseline_started_at)),
     during it (from O(injected_at) to O(recovered_at), or to the end of the load) and after it, the lowest
     O(window_s)-second orders/s during it as a share of before (the dip), and the per-second series.
   - Times are UTC, C(YYYY-MM-DDTHH:MM:SS[.ffffff]Z). The alert log has whole seconds, so a time to alert is
@@ -64,6 +65,12 @@ options:
     default: 5
   load_started_at:
     description: When the drill's trading load started (O(action=measure)).
+    type: str
+  baseline_started_at:
+    description:
+      - Start of the window before the fault whose orders/s and p99 are "before" (O(action=measure)); the same
+        time as O(baseline_from) of O(action=wait_recovery), so both judge against one baseline.
+      - Default 3 s after O(load_started_at) (the clients' first second of connecting is no baseline).
     type: str
   injected_at:
     description: When the fault was in effect (O(action=measure)).
@@ -164,7 +171,8 @@ from ansible.module_utils.stockdb import drill
 
 NEEDS = dict(wait_alert=("since",), wait_quiet=("alerts",), wait_recovery=("ack_log", "baseline_from", "baseline_to", "since"),
              measure=("ack_log", "load_started_at", "injected_at", "load_stopped_at"))
-MARKS = ("load_started_at", "injected_at", "alerted_at", "remediation_started_at", "recovered_at", "load_stopped_at")
+MARKS = ("load_started_at", "baseline_started_at", "injected_at", "alerted_at", "remediation_started_at", "recovered_at",
+         "load_stopped_at")
 TIMES = ("since", "baseline_from", "baseline_to") + MARKS
 
 
@@ -199,6 +207,7 @@ def main():
             ratio=dict(type="float", default=0.9),
             window_s=dict(type="int", default=5),
             load_started_at=dict(type="str"),
+            baseline_started_at=dict(type="str"),
             injected_at=dict(type="str"),
             alerted_at=dict(type="str"),
             remediation_started_at=dict(type="str"),

@@ -205,11 +205,12 @@ def seconds_between(earlier, later):
 
 def measure(path, marks, warmup_s=3, window_s=5):
     """The figures of one drill from its ack log and its marks (UTC times: load_started_at, injected_at,
-    load_stopped_at; alerted_at, remediation_started_at, recovered_at when they happened).
+    load_stopped_at; baseline_started_at, alerted_at, remediation_started_at, recovered_at when they happened).
 
-    Orders/s and p99 before the fault, during it (injection to recovery, or to the end of the load) and
-    after it; the lowest `window_s` orders/s during it as a share of before (dip_ratio); the time to
-    alert and to recover (from the remediation's start and from the injection); per-second series."""
+    Orders/s and p99 before the fault (from baseline_started_at, or `warmup_s` after the load's start),
+    during it (injection to recovery, or to the end of the load) and after it; the lowest `window_s`
+    orders/s during it as a share of before (dip_ratio); the time to alert and to recover (from the
+    remediation's start and from the injection); per-second series."""
     for name in ("load_started_at", "injected_at", "load_stopped_at"):
         if not marks.get(name):
             raise DrillError(f"measure needs {name}")
@@ -217,11 +218,14 @@ def measure(path, marks, warmup_s=3, window_s=5):
     injected = parse_time(marks["injected_at"], "injected_at")
     stopped = parse_time(marks["load_stopped_at"], "load_stopped_at")
     recovered = parse_time(marks["recovered_at"], "recovered_at") if marks.get("recovered_at") else None
-    if not start <= injected <= stopped:
-        raise DrillError(f"load_started_at {marks['load_started_at']}, injected_at {marks['injected_at']}, "
+    baseline_from = (parse_time(marks["baseline_started_at"], "baseline_started_at")
+                     if marks.get("baseline_started_at") else min(start + warmup_s, injected))
+    if not start <= baseline_from <= injected <= stopped:
+        raise DrillError(f"load_started_at {marks['load_started_at']}, baseline_started_at "
+                         f"{marks.get('baseline_started_at') or '(not given)'}, injected_at {marks['injected_at']}, "
                          f"load_stopped_at {marks['load_stopped_at']} are not in that order")
     orders = read_orders(path, start)
-    before = (min(start + warmup_s, injected), injected)
+    before = (baseline_from, injected)
     during = (injected, recovered if recovered else stopped)
     after = (recovered, stopped) if recovered else (stopped, stopped)
     baseline = window_rate(orders, *before)

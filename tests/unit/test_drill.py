@@ -123,6 +123,19 @@ def test_measure_splits_the_load_at_the_marks(tmp_path):
         drill.measure(path, dict(marks, load_stopped_at=None))
 
 
+def test_measure_takes_before_from_the_baseline_window_after_the_warm_up(tmp_path):
+    # a fresh load trades fast for its first seconds (20/s here) and settles (10/s): the baseline window
+    # after the warm-up is "before", the same window wait_recovery judges recovery against
+    path = ack_log(tmp_path / "ack.log", [20] * 5 + [10] * 5 + [2] * 10 + [10] * 10, latency=1.0)
+    marks = dict(load_started_at=drill.stamp(T0), injected_at=drill.stamp(T0 + 10), load_stopped_at=drill.stamp(T0 + 30),
+                 recovered_at=drill.stamp(T0 + 20))
+    assert drill.measure(path, marks)["orders_per_s"]["before"] == 12.9                 # 3 s in by default
+    warmed = drill.measure(path, dict(marks, baseline_started_at=drill.stamp(T0 + 5)))
+    assert warmed["orders_per_s"] == dict(before=10.0, during=2.0, after=10.0) and warmed["dip_ratio"] == 0.2
+    with pytest.raises(drill.DrillError, match="not in that order"):
+        drill.measure(path, dict(marks, baseline_started_at=drill.stamp(T0 + 11)))
+
+
 def test_wait_quiet_waits_for_the_resolved_line(tmp_path):
     log = tmp_path / "alerts.log"
     log.write_text("2026-12-02T10:00:01Z FIRING critical MariaDBDown job=mysqld\n"
