@@ -81,6 +81,24 @@ def test_only_orders_count_and_unfinished_lines_are_skipped(tmp_path):
     assert drill.read_orders(str(tmp_path / "none.log")) == []
 
 
+def test_the_ack_tail_parses_each_line_once_and_waits_for_unfinished_ones(tmp_path, monkeypatch):
+    path = ack_log(tmp_path / "ack.log", [3, 2])
+    tail = drill.AckTail(path, since=T0 + 1)
+    assert len(tail.read()) == 2                                            # the second 10:00:00 is before since
+    parsed = []
+    real = drill._order
+    monkeypatch.setattr(drill, "_order", lambda line, since: parsed.append(line) or real(line, since))
+    with open(path, "a") as log:
+        log.write('{"kind": "order", "id": 9, "committed_at": "2026-12-02 10:00:01.9", "latency_ms": 4.0}\n'
+                  '{"kind": "order", "id": 10, "committed_at": "2026-12-02 10:00:01.5"')   # being written
+    assert len(tail.read()) == 3 and len(parsed) == 1                       # only the new whole line was parsed
+    with open(path, "a") as log:
+        log.write(', "latency_ms": 1.0}\n')
+    orders = tail.read()
+    assert len(orders) == 4 and len(parsed) == 2 and [o[0] for o in orders] == sorted(o[0] for o in orders)
+    assert orders[-1] == (T0 + 1.9, 4.0)
+
+
 def test_recovery_is_the_first_window_back_at_the_share_of_the_baseline():
     orders = [(T0 + s + 0.1, 1.0) for s in range(10) for _ in range(10)]            # 10/s before
     orders += [(T0 + 10 + s + 0.1, 1.0) for s in range(10) for _ in range(2)]       # 2/s during
