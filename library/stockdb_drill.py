@@ -13,7 +13,9 @@ description:
     O(timeout) seconds pass. Returns the alert and the line's time. Run it on the monitoring host.
   - O(action=wait_quiet) waits until none of O(alerts) is firing as the alert log tells it (its C(RESOLVED)
     line came after its last C(FIRING) line), or O(timeout) seconds pass, so the next drill's alert is a new
-    notification and not a change of a group Alertmanager still holds. Run it on the monitoring host.
+    notification and not a change of a group Alertmanager still holds. A C(FIRING) line before O(since)
+    (give Alertmanager's start) does not count: a restarted Alertmanager holds no group and never tells
+    the end of what fired before. Run it on the monitoring host.
   - O(action=wait_recovery) follows the simulator's acknowledgement log until, from a second at or after
     O(since), O(window_s) seconds in a row run at O(ratio) or more of the orders/s acknowledged between
     O(baseline_from) and O(baseline_to), or O(timeout) seconds pass. Run it on the database host.
@@ -40,7 +42,8 @@ options:
     elements: str
     default: []
   since:
-    description: Only what happened at or after this time counts (O(action=wait_alert), O(action=wait_recovery)).
+    description: Only what happened at or after this time counts (O(action=wait_alert), O(action=wait_quiet),
+      O(action=wait_recovery)).
     type: str
   timeout:
     description: Seconds (1..3600) to wait at most (O(action=wait_alert), O(action=wait_quiet), O(action=wait_recovery)).
@@ -224,7 +227,8 @@ def main():
         if p["action"] == "wait_alert":
             result = drill.wait_alert(p["alert_log"], p["alerts"], drill.parse_time(p["since"], "since"), p["timeout"])
         elif p["action"] == "wait_quiet":
-            result = drill.wait_quiet(p["alert_log"], p["alerts"], p["timeout"])
+            result = drill.wait_quiet(p["alert_log"], p["alerts"], p["timeout"],
+                                      drill.parse_time(p["since"], "since") if p["since"] else None)
         elif p["action"] == "wait_recovery":
             result = drill.wait_recovery(p["ack_log"], drill.parse_time(p["baseline_from"], "baseline_from"),
                                          drill.parse_time(p["baseline_to"], "baseline_to"),

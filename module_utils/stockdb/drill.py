@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 ALERT_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) FIRING (\S+) (\S+)(.*)$")
-STATUS_LINE = re.compile(r"^\S+ (FIRING|RESOLVED) \S+ (\S+)")
+STATUS_LINE = re.compile(r"^(\S+) (FIRING|RESOLVED) \S+ (\S+)")
 POLL_S = 0.5
 
 
@@ -83,25 +83,37 @@ def wait_alert(path, names, since, timeout, clock=time.time, sleep=time.sleep):
         sleep(POLL_S)
 
 
-def still_firing(lines, names):
-    """The alerts among `names` whose last line in the alert log says FIRING (not RESOLVED since)."""
+def still_firing(lines, names, since=None):
+    """The alerts among `names` whose last line in the alert log says FIRING (not RESOLVED since).
+
+    A FIRING line dated before `since` (unix seconds; when Alertmanager last started) does not count: an
+    Alertmanager that restarted holds no group of that alert and will never send its RESOLVED (the lab
+    stopped while an alert fired, and every later drill of that alert waited for an end never told)."""
     last = {}
     for line in lines:
         found = STATUS_LINE.match(line)
-        if found and found.group(2) in names:
-            last[found.group(2)] = found.group(1)
+        if found and found.group(3) in names:
+            if since is not None and found.group(2) == "FIRING":
+                try:
+                    if parse_time(found.group(1), "alert line") < since:
+                        last.pop(found.group(3), None)
+                        continue
+                except DrillError:
+                    pass
+            last[found.group(3)] = found.group(2)
     return sorted(name for name, status in last.items() if status == "FIRING")
 
 
-def wait_quiet(path, names, timeout, clock=time.time, sleep=time.sleep):
-    """Wait until none of `names` is firing as far as the alert log tells (its RESOLVED line came), so a
-    new drill's alert is a new notification; returns dict(firing (those still firing on timeout), waited_s)."""
+def wait_quiet(path, names, timeout, since=None, clock=time.time, sleep=time.sleep):
+    """Wait until none of `names` is firing as far as the alert log tells (its RESOLVED line came, or it
+    fired before `since`), so a new drill's alert is a new notification; returns dict(firing (those still
+    firing on timeout), waited_s)."""
     started = clock()
     while True:
         firing = []
         if os.path.exists(path):
             with open(path, encoding="utf-8", errors="replace") as log:
-                firing = still_firing(log, names)
+                firing = still_firing(log, names, since)
         if not firing or clock() - started >= timeout:
             return dict(firing=firing, waited_s=round(clock() - started, 1))
         sleep(POLL_S * 4)

@@ -173,3 +173,19 @@ def test_wait_quiet_waits_for_the_resolved_line(tmp_path):
     log.write_text("2026-12-02T10:01:01Z FIRING critical MariaDBRestarted job=mysqld\n")
     assert drill.wait_quiet(str(log), ["MariaDBRestarted"], 5, clock=clock, sleep=clock.sleep)["firing"] == ["MariaDBRestarted"]
     assert drill.wait_quiet(str(tmp_path / "none.log"), ["X"], 5, clock=clock, sleep=clock.sleep)["firing"] == []
+
+
+def test_an_alert_that_fired_before_alertmanager_started_is_not_waited_for(tmp_path):
+    # the lab stopped at 10:03 while MariaDBRestarted fired; its Alertmanager started again at 11:00 and
+    # never told the end: the alert log's last line of it stays FIRING
+    lines = ["2026-12-02T10:01:01Z FIRING critical MariaDBRestarted job=mysqld",
+             "2026-12-02T10:02:00Z FIRING critical MariaDBDown job=mysqld",
+             "2026-12-02T11:00:30Z FIRING critical MariaDBDown job=mysqld"]
+    started = drill.parse_time("2026-12-02T11:00:00Z", "start")
+    assert drill.still_firing(lines, ["MariaDBRestarted", "MariaDBDown"]) == ["MariaDBDown", "MariaDBRestarted"]
+    assert drill.still_firing(lines, ["MariaDBRestarted", "MariaDBDown"], since=started) == ["MariaDBDown"]
+    log = tmp_path / "alerts.log"
+    log.write_text("\n".join(lines[:2]) + "\n")
+    clock = Clock(T0)
+    assert drill.wait_quiet(str(log), ["MariaDBRestarted", "MariaDBDown"], 60, since=started, clock=clock,
+                            sleep=clock.sleep) == dict(firing=[], waited_s=0.0)
