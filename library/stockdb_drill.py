@@ -14,7 +14,7 @@ description:
   - O(action=wait_quiet) waits until none of O(alerts) is firing as the alert log tells it (its C(RESOLVED)
     line came after its last C(FIRING) line), or O(timeout) seconds pass, so the next drill's alert is a new
     notification and not a change of a group Alertmanager still holds. A C(FIRING) line before O(since)
-    (give Alertmanager's start) does not count: a restarted Alertmanager holds no group and never tells
+    (give Alertmanager's start) does not count, since a restarted Alertmanager holds no group and never tells
     the end of what fired before. Run it on the monitoring host.
   - O(action=wait_recovery) follows the simulator's acknowledgement log until, from a second at or after
     O(since), O(window_s) seconds in a row run at O(ratio) or more of the orders/s acknowledged between
