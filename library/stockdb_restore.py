@@ -48,6 +48,17 @@ options:
   ack_until:
     description: UTC time C(YYYY-MM-DD HH:MM:SS[.ffffff]) bounding O(ack_log).
     type: str
+  checksum_tables:
+    description: Also return every table's row count and checksum after the restore (C(restore.checksums)).
+    type: bool
+    default: false
+  replay_parallel_threads:
+    description:
+      - Threads of MariaDB's parallel replication that replay the archived binlogs from relay-log copies;
+        C(0) replays them as one mariadb-binlog stream. Default from O(config) (the backup role's
+        backup_replay_parallel_threads). A GTID target, encrypted binlogs or too little disk space for
+        the copies use one stream whatever this says; C(restore.replay.why) tells which.
+    type: int
 extends_documentation_fragment:
   - stockdb_ops
 author: stockdb
@@ -69,8 +80,10 @@ RETURN = r"""
 restore:
   description:
     - The backup and chain used, the binlog files replayed, the replaced datadir, the GTID position
-      reached (C(restored_gtid)), timings (prepare, move back, replay, downtime, total seconds), the
-      new timeline and the invariant check (C(check.ok), C(check.failures), C(check.ack)).
+      reached (C(restored_gtid)), how the binlogs were replayed (C(replay.method) parallel or single
+      stream, its threads and transactions, or C(replay.why) not in parallel), the binlog bytes replayed,
+      timings (prepare, move back, relay-log copies, replay, downtime, total seconds), the new timeline
+      and the invariant check (C(check.ok), C(check.failures), C(check.ack)).
   returned: unless drop_replaced
   type: dict
 dropped:
@@ -96,6 +109,8 @@ def main():
             drop_replaced=dict(type="bool", default=False),
             ack_log=dict(type="path"),
             ack_until=dict(type="str"),
+            replay_parallel_threads=dict(type="int"),
+            checksum_tables=dict(type="bool", default=False),
             config=dict(type="path", default=settings.CONFIG),
             backup_dir=dict(type="path"),
             encrypt_key_file=dict(type="path", no_log=False),
@@ -110,14 +125,15 @@ def main():
         module.fail_json(msg=f"ack_until={p['ack_until']!r} is not 'YYYY-MM-DD HH:MM:SS[.ffffff]'")
     try:
         catalogue.parse_target(p["restore_to"])
-        s = settings.load(p["config"], dict(backup_dir=p["backup_dir"], encrypt_key_file=p["encrypt_key_file"]))
+        s = settings.load(p["config"], dict(backup_dir=p["backup_dir"], encrypt_key_file=p["encrypt_key_file"],
+                                            replay_parallel_threads=p["replay_parallel_threads"]))
         if p["drop_replaced"]:
             found = restore.replaced_datadirs(s)
             if not module.check_mode:
                 restore.drop_replaced(s)
             module.exit_json(changed=bool(found), dropped=found)
         plan = restore.restore(s, p["backup"], p["restore_to"], p["confirm"], p["ack_log"], p["ack_until"],
-                               dry_run=module.check_mode)
+                               dry_run=module.check_mode, checksums=p["checksum_tables"])
     except OpsError as exc:
         module.fail_json(msg=str(exc))
     if module.check_mode:

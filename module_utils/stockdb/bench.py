@@ -344,7 +344,7 @@ def engine_summary(r):
 
 
 BACKUP_INPUTS = ("clients", "duration_s", "before", "after", "loaded", "backups", "base", "restore", "cold_copy",
-                 "replayed")
+                 "replayed", "restore_single")
 
 
 def backup_result(host, measured, started_at=None):
@@ -352,8 +352,9 @@ def backup_result(host, measured, started_at=None):
 
     `measured`: clients, duration_s; before, after, loaded and replayed (stockdb_simulate: the runs
     without backups, the run during them, the run whose binlogs the restore replays); backups
-    (stockdb_bench action=backups); base (stockdb_backup, the backup restored); restore
-    (stockdb_restore); cold_copy (stockdb_bench action=cold_copy). `started_at` names the file only.
+    (stockdb_bench action=backups); base (stockdb_backup, the backup restored); restore and restore_single
+    (stockdb_restore of that backup to the same end, in parallel and as one stream, both with
+    checksum_tables); cold_copy (stockdb_bench action=cold_copy). `started_at` names the file only.
     """
     require(measured, BACKUP_INPUTS)
     m = measured
@@ -365,6 +366,10 @@ def backup_result(host, measured, started_at=None):
     plain_copy_s = number(field(m["cold_copy"], "seconds", "cold copy"), "cold copy seconds")
     replay_s = number(field(timings, "replay_s", "restore timings"), "restore replay_s")
     replayed_load_s = number(field(m["replayed"], "duration_s", "replayed load"), "replayed load seconds")
+    single_s = number(field(m["restore_single"], "restore.timings.replay_s", "single-stream restore"),
+                      "single-stream replay_s")
+    tables = [field(r, "restore.checksums", what) for r, what in ((m["restore"], "restore"),
+                                                                  (m["restore_single"], "single-stream restore"))]
     return dict(
         host=host,
         clients=int(m["clients"]),
@@ -389,6 +394,13 @@ def backup_result(host, measured, started_at=None):
         replayed_load_s=replayed_load_s,
         replayed_orders=field(m["replayed"], "orders.placed", "replayed load"),
         replay_ratio=ratio(replay_s, replayed_load_s, "replay_ratio"),
+        replay_method=field(m["restore"], "restore.replay.method", "restore"),
+        replay_threads=field(m["restore"], "restore.replay", "restore").get("threads", 1),
+        replay_single_s=single_s,
+        replay_bytes=field(m["restore"], "restore.replay_bytes", "restore"),
+        replay_speedup=ratio(single_s, replay_s, "replay_speedup"),
+        # the same backup replayed to the same end both ways: the tables must come out identical
+        replay_tables_equal=tables[0] == tables[1] and bool(tables[0]),
         invariants_after_restore=field(m["restore"], "restore.check.ok", "restore"),
     )
 
@@ -401,7 +413,10 @@ def backup_summary(r):
         f"restore {r['restore_s']} s vs plain copy {r['plain_copy_s']} s of {r['datadir_bytes']} bytes: "
         f"ratio {r['restore_ratio']} (target <= 1.5)",
         f"replay {r['replay_s']} s for {r['replayed_load_s']} s of load ({r['replayed_orders']} orders): "
-        f"ratio {r['replay_ratio']}; downtime {r['downtime_s']} s",
+        f"ratio {r['replay_ratio']} (target <= 0.333); downtime {r['downtime_s']} s",
+        f"replay {r['replay_method']} ({r['replay_threads']} threads) {r['replay_s']} s vs one stream "
+        f"{r['replay_single_s']} s: speed-up {r['replay_speedup']}; tables "
+        f"{'identical' if r['replay_tables_equal'] else 'DIFFER'}",
     ]
 
 

@@ -11,6 +11,7 @@ STATUS). Each check returns {"ok", "value", "threshold", "detail"}; a check brea
   disk               worst used ratio (as df shows it) of the disk_paths that exist
   replication        worst Seconds_Behind_Master; also breached by a stopped thread or a NULL lag
 A check whose query fails is not ok, with value None and the error as detail; the other checks still run.
+The host's health job (ops/jobs.py) adds `rto`, the estimated recovery time (ops/rto.py), to the same result.
 """
 
 import shutil
@@ -137,13 +138,14 @@ CHECKS = (
 )
 
 
-def run(cursor, settings, state, now=None, disk_usage=shutil.disk_usage, unreachable=None):
+def run(cursor, settings, state, now=None, disk_usage=shutil.disk_usage, unreachable=None, extra=None):
     """Run every check; returns ({check: {"ok", "value", "threshold", "detail"}}, state for the next run).
 
     settings override DEFAULTS. The state keeps the Slow_queries counter (kept from the previous run when
     it cannot be read), the breached checks, and the run time. With `unreachable` (why the server could
     not be reached; cursor None) the `server` check breaches and only the disk check runs besides: one
-    cause, one alert (the checks that need the server report again once it answers).
+    cause, one alert (the checks that need the server report again once it answers). `extra` checks
+    measured by the caller ({name: check}, e.g. the host job's `rto`) join the result and its breaches.
     """
     settings = {**DEFAULTS, **(settings or {})}
     state = state or {}
@@ -158,6 +160,7 @@ def run(cursor, settings, state, now=None, disk_usage=shutil.disk_usage, unreach
         except Exception as exc:  # a missing privilege or a lost connection fails one check, not the run
             threshold = settings[threshold_key] if threshold_key else 0
             result[name] = dict(ok=False, value=None, threshold=threshold, detail=f"failed: {_error(exc)}")
+    result.update(extra or {})
     new_state["breached"] = [name for name, check in result.items() if not check["ok"]]
     # checks skipped while the server is unreachable keep their breach: no RESOLVED line nobody checked
     new_state["breached"] += [name for name in state.get("breached", ()) if name not in result]
@@ -183,7 +186,8 @@ def log_line(result, now):
     """One log line: '<UTC> health ok name=value/threshold ...'; a breach lists breached checks first and their details."""
     breached = [name for name, check in result.items() if not check["ok"]]
     order = breached + [name for name in result if name not in breached]
-    fields = " ".join(f"{name}={_number(result[name]['value'])}/{_number(result[name]['threshold'])}" for name in order)
+    fields = " ".join(f"{name}={_number(result[name]['value'], result[name]['ok'])}/{_number(result[name]['threshold'])}"
+                      for name in order)
     line = f"{_stamp(now)} health {'BREACH' if breached else 'ok'} {fields}"
     if breached:
         line += " :: " + "; ".join(f"{name}: {result[name]['detail']}" for name in breached)
@@ -206,9 +210,9 @@ def _stamp(moment):
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _number(value):
+def _number(value, ok=False):
     if value is None:
-        return "error"
+        return "unknown" if ok else "error"
     if isinstance(value, float):
         return f"{round(value, 3):g}"
     return str(value)

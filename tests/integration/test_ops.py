@@ -7,11 +7,15 @@ health) on the same host, including a corrupted and an incomplete backup and a f
 """
 
 import json
+import re
 import shlex
+from pathlib import Path
 
 import pytest
+import yaml
 from conftest import sql
 
+ROOT = Path(__file__).resolve().parents[2]
 BACKUPS = "/var/backups/stockdb/backups"
 TEXTFILES = "/var/lib/prometheus/node-exporter"
 ALERTS = "/var/log/stockdb/alerts.log"
@@ -79,6 +83,20 @@ def test_the_restore_used_the_encrypted_incremental_chain_and_the_archived_binlo
     assert restore["timings"]["replay_s"] >= 0 and restore["timings"]["downtime_s"] > 0
 
 
+def test_the_restore_replayed_in_parallel_and_left_no_replication_behind(host, drill):
+    """MariaDB's SQL thread applied the relay-log copies (4 threads) to exactly P (the GTID test above); its
+    copies, its replication settings and the server id it borrowed are gone."""
+    replay = drill["restore"]["replay"]
+    assert replay["method"] == "parallel" and replay["threads"] == 4, replay
+    assert replay["transactions"] > 100 and replay["gtids"], replay
+    assert drill["restore"]["replay_bytes"] > 0
+    assert not host.file("/var/lib/mysql/stockdb-replay-relay").exists
+    assert not host.file("/var/lib/mysql/master.info").exists and not host.file("/var/lib/mysql/relay-log.info").exists
+    assert value(host, "SHOW ALL SLAVES STATUS") == ""
+    configured = host.check_output("my_print_defaults --mysqld | sed -n 's/^--server[-_]id=//p'").strip()
+    assert value(host, "SELECT @@server_id") == (configured or "1")
+
+
 def test_the_replaced_datadir_is_kept_aside_with_the_accident_in_it(host, drill):
     replaced = host.file(drill["restore"]["replaced_datadir"])
     assert replaced.is_directory
@@ -129,6 +147,7 @@ def test_verification_passes_and_exports_its_metrics(host, drill):
     assert result.rc == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["problems"] == [] and report["tables"] >= 9
+    assert report["replay"]["method"] == "parallel", report["replay"]  # and its checksums equal the backup's
     assert metric(host, "stockdb_backup_verify_last_status", "stockdb_backup_verify") == 1
     assert metric(host, "stockdb_backup_verify_restore_seconds", "stockdb_backup_verify") > 0
     assert not host.file(f"/var/lib/stockdb-verify/{report['backup']}").exists, "scratch left behind"
@@ -183,10 +202,28 @@ def test_the_health_check_reports_every_check(host, drill):
     assert result.rc == 0, result.stderr
     assert " health " in result.stdout
     text = host.file(f"{TEXTFILES}/stockdb_health.prom").content_string
-    for check in ("server", "connections", "slow_queries", "long_transactions", "lock_waits", "disk", "replication"):
+    for check in ("server", "connections", "slow_queries", "long_transactions", "lock_waits", "disk", "replication",
+                  "rto"):
         assert f'stockdb_health_check_ok{{check="{check}"}}' in text
     assert metric(host, "stockdb_binlog_archive_lag_bytes", "stockdb_binlog_archive") >= 0
     assert host.file("/var/log/stockdb/health.log").contains(" health ")
+
+
+def test_the_health_check_estimates_the_recovery_time_from_what_this_host_measured(host, drill):
+    """rto = the last verification's restore + the binlog archived since the newest backup at the slowest recent
+    replay rate; the drill's restore (to P, through the load after the incremental) measured a rate."""
+    result = ops(host, "health")
+    assert result.rc == 0, result.stderr
+    samples = json.loads(host.file("/var/lib/stockdb/ops/replay-rate.json").content_string)["samples"]
+    assert any(s["source"].startswith("restore ") for s in samples), samples
+    assert min(s["bytes"] for s in samples) >= 1 << 20
+    rate, pending = (metric(host, name, "stockdb_backup_rto") for name in
+                     ("stockdb_backup_rto_replay_bytes_per_second", "stockdb_backup_rto_pending_bytes"))
+    restore_s = json.loads(host.file("/var/lib/stockdb/ops/verify.json").content_string)["restore_s"]
+    assert rate == min(s["bytes_per_s"] for s in samples)
+    assert metric(host, "stockdb_backup_rto_seconds", "stockdb_backup_rto") == round(restore_s + pending / rate, 1)
+    assert metric(host, "stockdb_backup_rto_target_seconds", "stockdb_backup_rto") == 900
+    assert re.search(r" rto=[0-9.]+/900", result.stdout), result.stdout
 
 
 def test_a_long_transaction_is_a_breach_that_reaches_the_alert_log(host, drill):
@@ -205,19 +242,28 @@ def test_a_long_transaction_is_a_breach_that_reaches_the_alert_log(host, drill):
 
 def test_the_timers_are_scheduled(host, drill):
     timers = host.check_output("systemctl list-timers --all --no-pager")
-    for timer in ("stockdb-backup.timer", "stockdb-backup-verify.timer", "stockdb-healthcheck.timer"):
+    for timer in ("stockdb-backup.timer", "stockdb-backup-intraday.timer", "stockdb-backup-verify.timer",
+                  "stockdb-healthcheck.timer"):
         assert timer in timers
         assert host.service(timer).is_enabled
     assert "OnCalendar=*-*-* 03:00:00 " in host.check_output("systemctl show -p TimersCalendar stockdb-backup.timer")
+    assert "Asia/Seoul" in host.check_output("systemctl show -p TimersCalendar stockdb-backup-intraday.timer")
+    # the role's default intraday calendar (the tests set one far ahead): every 30 minutes of the KRX session
+    default = yaml.safe_load((ROOT / "roles/backup/defaults/main.yml").read_text())["backup_intraday_on_calendar"]
+    runs = host.check_output(f"TZ=UTC systemd-analyze calendar --iterations=14 '{default}'")
+    times = re.findall(r"(?:Next elapse|Iter\. #\d+): \w{3} \S+ (\d\d:\d\d):00 UTC", runs)
+    assert sorted(times) == [f"{h:02d}:{m:02d}" for h in range(7) for m in (0, 30)], runs  # 09:00..15:30 KST
     # under memory pressure the kernel kills a job, never MariaDB
-    for job in ("stockdb-backup", "stockdb-backup-verify", "stockdb-healthcheck"):
+    for job in ("stockdb-backup", "stockdb-backup-intraday", "stockdb-backup-verify", "stockdb-healthcheck"):
         assert host.check_output(f"systemctl show -p OOMScoreAdjust {job}.service").strip() == "OOMScoreAdjust=1000"
 
 
-@pytest.mark.parametrize("job", ["stockdb-healthcheck", "stockdb-backup", "stockdb-backup-verify"])
+@pytest.mark.parametrize("job", ["stockdb-healthcheck", "stockdb-backup", "stockdb-backup-intraday",
+                                 "stockdb-backup-verify"])
 def test_each_job_works_inside_its_sandboxed_unit(host, drill, job):
     """What the timers start: the unit (read-only system, a few writable paths, few capabilities) runs the job."""
-    log = {"stockdb-healthcheck": "health", "stockdb-backup": "backup", "stockdb-backup-verify": "verify"}[job]
+    log = {"stockdb-healthcheck": "health", "stockdb-backup": "backup", "stockdb-backup-intraday": "backup",
+           "stockdb-backup-verify": "verify"}[job]
     before = host.run(f"wc -l < /var/log/stockdb/{log}.log").stdout.strip() or "0"
     started = host.run(f"systemctl start {job}.service")  # a oneshot: returns when the job is done
     status = host.run(f"systemctl status --no-pager -n 20 {job}.service").stdout

@@ -175,7 +175,8 @@ def test_prometheus_sees_the_trail_stop_and_resume(host, scraped):
 # archiver, 4.1 for the jobs, which keep the capabilities the scratch server needs (read the datadir,
 # chown, start mariadbd as mysql, kill it) and no system-call filter (its InnoDB inherits it).
 EXPOSURE = {"stockdb-alertlog": 1.5, "stockdb-binlog-archiver": 3.7,
-            "stockdb-backup": 4.2, "stockdb-backup-verify": 4.2, "stockdb-healthcheck": 4.2}
+            "stockdb-backup": 4.2, "stockdb-backup-intraday": 4.2, "stockdb-backup-verify": 4.2,
+            "stockdb-healthcheck": 4.2}
 
 
 @pytest.mark.parametrize(("unit", "limit"), EXPOSURE.items())

@@ -313,6 +313,9 @@ def test_bad_engine_input_is_named(changes, message):
         engine(**changes)
 
 
+TABLES = {"orders": dict(rows=10, checksum="ab"), "trades": dict(rows=4, checksum="cd")}
+
+
 def backup_measured(**changes):
     measured = dict(
         clients=4, duration_s=90,
@@ -320,8 +323,10 @@ def backup_measured(**changes):
         backups=dict(count=2, elapsed_s=95.2, runs=[]),
         base=dict(backup=dict(name="20261201T100000Z-full", duration_s=54.9, size_bytes=367000000)),
         replayed=dict(duration_s=90.02, orders=dict(placed=80000)),
-        restore=dict(restore=dict(timings=dict(copy_s=1.1, prepare_s=0.0, move_back_s=0.05, downtime_s=70.3, replay_s=66.6),
-                                  check=dict(ok=True))),
+        restore=dict(restore=dict(timings=dict(copy_s=1.1, prepare_s=0.0, move_back_s=0.05, downtime_s=70.3, replay_s=22.2),
+                                  check=dict(ok=True), replay=dict(method="parallel", threads=4), checksums=TABLES,
+                                  replay_bytes=123456789)),
+        restore_single=dict(restore=dict(timings=dict(replay_s=66.6), checksums=TABLES)),
         cold_copy=dict(bytes=1540000000, seconds=2.5),
     )
     measured.update(changes)
@@ -334,18 +339,26 @@ def test_the_backup_result_has_the_keys_and_figures_of_before():
         "host", "clients", "duration_s", "orders_per_s_before", "orders_per_s_after", "orders_per_s_without_backup",
         "orders_per_s_during_backups", "backups_during_load", "hot_backup_ratio", "backup_s", "backup_bytes", "datadir_bytes",
         "restore_copy_s", "restore_prepare_s", "restore_s", "plain_copy_s", "restore_ratio", "downtime_s", "replay_s",
-        "replayed_load_s", "replayed_orders", "replay_ratio", "invariants_after_restore"}
+        "replayed_load_s", "replayed_orders", "replay_ratio", "invariants_after_restore", "replay_method",
+        "replay_threads", "replay_single_s", "replay_speedup", "replay_tables_equal", "replay_bytes"}
     # "without" is the mean of the runs before and after; the old Jinja: during * 2 / (before + after)
     assert r["orders_per_s_without_backup"] == 880.5
     assert r["hot_backup_ratio"] == round(747.0 * 2 / (895.0 + 866.0), 3) == 0.848
     assert r["restore_s"] == 1.15 and r["restore_ratio"] == round(1.15 / 2.5, 3) == 0.46
-    assert r["replay_ratio"] == round(66.6 / 90.02, 3) == 0.74
+    assert r["replay_ratio"] == round(22.2 / 90.02, 3) == 0.247
+    assert (r["replay_method"], r["replay_threads"], r["replay_single_s"]) == ("parallel", 4, 66.6)
+    assert r["replay_speedup"] == 3.0 and r["replay_tables_equal"] is True
     assert (r["backups_during_load"], r["replayed_orders"], r["invariants_after_restore"]) == (2, 80000, True)
     assert (r["backup_s"], r["backup_bytes"], r["datadir_bytes"], r["downtime_s"]) == (54.9, 367000000, 1540000000, 70.3)
     summary = bench.backup_summary(r)
     assert summary[0] == ("orders/s 747.0 during 2 back-to-back backups vs 880.5 without (895.0 before, 866.0 after): "
                           "ratio 0.848 (target >= 0.8)")
-    assert "ratio 0.46 (target <= 1.5)" in summary[1] and "ratio 0.74; downtime 70.3 s" in summary[2]
+    assert "ratio 0.46 (target <= 1.5)" in summary[1] and "ratio 0.247 (target <= 0.333); downtime 70.3 s" in summary[2]
+    assert summary[3] == "replay parallel (4 threads) 22.2 s vs one stream 66.6 s: speed-up 3.0; tables identical"
+    other = dict(TABLES, trades=dict(rows=4, checksum="ce"))
+    r = bench.backup_result("stockdb-lab", backup_measured(restore_single=dict(restore=dict(timings=dict(replay_s=60),
+                                                                                            checksums=other))))
+    assert r["replay_tables_equal"] is False and bench.backup_summary(r)[3].endswith("tables DIFFER")
 
 
 @pytest.mark.parametrize("changes, message", [

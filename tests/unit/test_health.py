@@ -277,3 +277,16 @@ def test_an_unreachable_server_is_one_breach_and_the_disk_is_still_checked():
 def test_checks_skipped_while_the_server_is_unreachable_keep_their_breach():
     _, state = health.run(None, {}, {"breached": ["long_transactions"]}, NOW, HEALTHY_DISK, unreachable="down")
     assert state["breached"] == ["server", "long_transactions"]
+
+
+def test_a_check_the_caller_measured_fires_once_resolves_once_and_is_kept_while_the_server_is_down():
+    breach = dict(ok=False, value=1200.0, threshold=900, detail="recovery to now: 1200 s")
+    fine = dict(ok=True, value=300.0, threshold=900, detail="recovery to now: 300 s")
+    state, lines = {}, []
+    for cursor, rto, unreachable in ((FakeCursor(), breach, None), (None, breach, "down"), (FakeCursor(), fine, None),
+                                     (FakeCursor(), fine, None)):
+        result, new_state = health.run(cursor, {}, state, NOW, HEALTHY_DISK, unreachable=unreachable, extra=dict(rto=rto))
+        lines.append([(t[0], t[3]["check"]) for t in health.alert_transitions(result, state)])
+        state = new_state
+    assert lines == [[("FIRING", "rto")], [("FIRING", "server")], [("RESOLVED", "server"), ("RESOLVED", "rto")], []]
+    assert state["breached"] == []

@@ -211,23 +211,46 @@ def same_binlog(path_a, path_b, chunk=1 << 20, length=None):
         return True
 
 
-# An event: a 19-byte header whose bytes 9..12 are the event's whole length (little-endian), then its body.
+# An event: a 19-byte header - bytes 0..3 its time (Unix seconds), 9..12 its whole length (both
+# little-endian) - then its body.
 BINLOG_MAGIC_BYTES = 4
 EVENT_HEADER_BYTES = 19
 
 
-def whole_events_end(path):
-    """The offset where the run of whole events of a binlog file ends (its size when it ends cleanly)."""
+def events(path, start=BINLOG_MAGIC_BYTES):
+    """(offset, time, length) of each whole event of a binlog file from start on; stops at a torn or unreadable one."""
     size = os.path.getsize(path)
-    offset = BINLOG_MAGIC_BYTES
+    offset = max(start, BINLOG_MAGIC_BYTES)
     with open(path, "rb") as handle:
         while offset + EVENT_HEADER_BYTES <= size:
             handle.seek(offset)
-            length = int.from_bytes(handle.read(EVENT_HEADER_BYTES)[9:13], "little")
+            header = handle.read(EVENT_HEADER_BYTES)
+            length = int.from_bytes(header[9:13], "little")
             if length < EVENT_HEADER_BYTES or offset + length > size:
-                break
+                return
+            yield offset, int.from_bytes(header[0:4], "little"), length
             offset += length
-    return min(offset, size)
+
+
+def whole_events_end(path):
+    """The offset where the run of whole events of a binlog file ends (its size when it ends cleanly)."""
+    end = BINLOG_MAGIC_BYTES
+    for offset, _, length in events(path):
+        end = offset + length
+    return min(end, os.path.getsize(path))
+
+
+def bytes_before(files, start_pos, moment):
+    """Binlog bytes from start_pos in the first file up to the first event at or after moment (Unix seconds):
+    what mariadb-binlog --stop-datetime replays of them."""
+    total = 0
+    for index, path in enumerate(files):
+        start = int(start_pos) if index == 0 else BINLOG_MAGIC_BYTES
+        for offset, when, _ in events(path, start):
+            if when >= moment:
+                return total + offset - start
+        total += max(0, os.path.getsize(path) - start)
+    return total
 
 
 def torn_tail(server_file, archived_file):

@@ -14,6 +14,15 @@ from .. import report
 from . import OpsError, archive, catalogue, host, integrity, mariabackup, packing
 
 
+def resolve_kind(settings, kind):
+    """"auto" (the intraday schedule): incremental on the current timeline's newest backup, or full when the
+    timeline has none yet (after a restore); any other kind as given."""
+    if kind != "auto":
+        return kind
+    timeline = archive.current_timeline(settings)
+    return "incremental" if any(b["timeline"] == timeline for b in catalogue.list_backups(settings)) else "full"
+
+
 def plan(settings, kind, now=None):
     """{name, kind, timeline, parent, work, final} of the next backup; refuses what cannot be taken."""
     if kind not in catalogue.KINDS:

@@ -1,12 +1,13 @@
 """stockdb-ops: the jobs of a stockdb host, for the systemd units of roles/backup and for operators.
 
-  stockdb-ops backup [--type full|incremental]   take a backup, prune by retention
-  stockdb-ops verify [--backup NAME]             restore into a scratch server and compare
-  stockdb-ops list                               the backups kept, oldest first
-  stockdb-ops archive-binlogs                    stream binlogs into the archive (the archiver service)
-  stockdb-ops health                             the periodic health check, archive lag and gaps
-  stockdb-ops purge-binlogs [--dry-run]          free the server's disk: PURGE BINARY LOGS, only of
-                                                 files the binlog archive holds whole
+  stockdb-ops backup [--type full|incremental|auto]   take a backup, prune by retention
+  stockdb-ops verify [--backup NAME]                  restore into a scratch server and compare
+  stockdb-ops list                                    the backups kept, oldest first
+  stockdb-ops archive-binlogs                         stream binlogs into the archive (the archiver service)
+  stockdb-ops health                                  the periodic health check (recovery time included),
+                                                      archive lag and gaps
+  stockdb-ops purge-binlogs [--dry-run]               free the server's disk: PURGE BINARY LOGS, only of
+                                                      files the binlog archive holds whole
 Settings: /etc/stockdb/ops.json (rendered by roles/backup), or --config FILE.
 Exit status: 0 done, 1 failed (the job's log, metrics and alert log say why), 2 bad usage.
 """
@@ -64,7 +65,8 @@ def parser():
     p.add_argument("--config", default=settings.CONFIG, help=f"JSON settings (default {settings.CONFIG})")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("backup", help="take a backup, prune by retention")
-    b.add_argument("--type", choices=catalogue.KINDS, default="full")
+    b.add_argument("--type", choices=catalogue.KINDS + ("auto",), default="full",
+                   help="auto: incremental, or full when the current binlog timeline has no backup yet")
     b.set_defaults(func=cmd_backup)
     v = sub.add_parser("verify", help="restore the newest (or a named) backup into a scratch server and compare")
     v.add_argument("--backup", default=None, help="backup name (default: the newest)")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .. import health, report
-from . import OpsError, archive, backup, catalogue, connection, host, verification
+from . import OpsError, archive, backup, catalogue, connection, host, rto, verification
 
 
 @dataclass
@@ -158,6 +158,8 @@ def sweep_partials(settings):
 
 def backup_job(settings, kind="full"):
     """A scheduled or requested backup: take it, prune by retention. Returns (manifest, pruned); raises OpsError."""
+    kind = backup.resolve_kind(settings, kind)
+
     def work(state):
         interrupted = remove_partials(settings)
         manifest = backup.take(settings, kind)
@@ -270,6 +272,31 @@ def archiver(settings):
     return archive.archiver_command(settings, timeline, start)
 
 
+def recovery_time(settings):
+    """The health check's `rto` entry (rto.check) and its parts as metrics."""
+    try:
+        check, found = rto.check(settings, report.load_state(state_path(settings, VERIFY)))
+    except (OpsError, OSError) as exc:
+        return dict(ok=False, value=None, threshold=settings["rto_target_s"], detail=f"failed: {exc}")
+
+    def sample(key):
+        return [({}, found[key])] if found[key] is not None else []
+
+    report.write_textfile(settings["metrics_dir"], "stockdb_backup_rto", [
+        ("stockdb_backup_rto_seconds", "Estimated time of a point-in-time recovery to now: restore plus replay.",
+         "gauge", sample("rto_s")),
+        ("stockdb_backup_rto_target_seconds", "The recovery-time target (backup_rto_target_minutes).", "gauge",
+         [({}, settings["rto_target_s"])]),
+        ("stockdb_backup_rto_restore_seconds", "Restore time of the last passed verification.", "gauge",
+         sample("restore_s")),
+        ("stockdb_backup_rto_pending_bytes", "Archived binlog bytes since the newest backup (what a recovery "
+         "to now replays).", "gauge", sample("pending_bytes")),
+        ("stockdb_backup_rto_replay_bytes_per_second", "Slowest binlog replay rate of the recent measured replays.",
+         "gauge", sample("replay_bytes_per_s")),
+    ])
+    return check
+
+
 HEALTH = Job("health", "stockdb_health", "StockdbHealthCheckFailed", health_metrics, locked=False)
 
 
@@ -282,13 +309,14 @@ def health_job(settings):
     def work(state):
         now = report.utc_now()
         previous = state.get("checks", {})
+        extra = dict(rto=recovery_time(settings))  # from files only: measured whether the server answers or not
         try:
             with connection.cursor(settings["defaults_file"], "health check") as cur:
-                result, checks = health.run(cur, settings["health"], previous, now)
+                result, checks = health.run(cur, settings["health"], previous, now, extra=extra)
             unreachable = None
         except OpsError as exc:
             unreachable = str(exc)
-            result, checks = health.run(None, settings["health"], previous, now, unreachable=unreachable)
+            result, checks = health.run(None, settings["health"], previous, now, unreachable=unreachable, extra=extra)
         notes = []
         if not unreachable:
             try:

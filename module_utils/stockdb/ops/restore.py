@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from .. import report
-from . import OpsError, archive, catalogue, host, integrity, mariabackup, scratch
+from . import OpsError, archive, catalogue, connection, host, integrity, mariabackup, replay, rto, scratch
 
 
 def plan(settings, name=None, restore_to=None):
@@ -31,8 +31,10 @@ def plan(settings, name=None, restore_to=None):
                 backup_gtid=manifest["binlog"]["gtid"], _manifest=manifest, _chain=chain, _target=target)
 
 
-def restore(settings, name=None, restore_to=None, confirm=False, ack_log=None, ack_until=None, dry_run=False):
-    """Replace the datadir with a backup replayed to restore_to; returns the plan with what happened."""
+def restore(settings, name=None, restore_to=None, confirm=False, ack_log=None, ack_until=None, dry_run=False,
+            checksums=False):
+    """Replace the datadir with a backup replayed to restore_to; returns the plan with what happened (with
+    `checksums`, every table's row count and checksum afterwards: how two restores are compared)."""
     with host.lock(settings):
         p = plan(settings, name, restore_to)
         refusal = (f"refusing to replace the live datadir {p['datadir']} (server running or files present) "
@@ -50,6 +52,10 @@ def restore(settings, name=None, restore_to=None, confirm=False, ack_log=None, a
             result["check"] = integrity.check_restored(settings, None, ack_log, ack_until)
         except OpsError as exc:  # the data is replaced whatever the check says: report it, never hide it
             result["check"] = dict(ok=False, failures=[f"the check could not run: {exc}"], ack=None, checks={})
+        if checksums:
+            with connection.cursor(settings["admin_defaults_file"], "checksumming the restored tables",
+                                   database=settings["database"]) as cur:
+                result["checksums"] = integrity.table_checksums(cur, settings["database"])
         result["timings"]["check_s"] = round(time.monotonic() - t1, 3)
         result["timings"]["total_s"] = round(result["timings"]["total_s"] + result["timings"]["check_s"], 3)
     report.append_log(settings["log_dir"], "restore",
@@ -111,34 +117,60 @@ REPLAY_AUDIT = ("--loose-server-audit-events=CONNECT,QUERY_DDL,QUERY_DCL",)
 
 
 def _replay_privately(settings, manifest, target, datadir, timings, result):
-    """On a private mariadbd: binlog reset to the backup's GTID state, replay to the target; returns the GTID reached."""
+    """On a private mariadbd: binlog reset to the backup's GTID state, replay to the target (in parallel where
+    replay.prepare can plan it, its copies inside the datadir); returns the GTID reached."""
     # The server's own configuration, so the restored datadir starts as it will run; but the audit trail
     # (where the role loads server_audit) keeps logins and DDL and leaves out the tables each replayed
     # event writes: a day of binlog would be millions of audit records and a slower replay.
+    gtid, start = manifest["binlog"]["gtid"], manifest["binlog"]["pos"]
+    files, how = [], dict(args=[])
+    relay_dir = os.path.join(datadir, replay.RELAY_BASE)
+    if target:
+        files = archive.replay_files(settings, manifest)  # again: complete_archive may have added some
+        result["binlog_files"] = [os.path.basename(f) for f in files]
+        t1 = time.monotonic()
+        how = replay.prepare(settings["replay_parallel_threads"], files, start, relay_dir,
+                             moment=target["moment"].timestamp() if target["kind"] == "time" else None,
+                             gtid_target=target["kind"] == "gtid", log_updates=True)
+        result["replay"] = replay.summary(how)
+        timings["relay_copy_s"] = round(time.monotonic() - t1, 3)
     server = scratch.PrivateServer(datadir, "/run/stockdb-restore", defaults_file=settings["mysql_config"],
-                                   args=REPLAY_AUDIT)
+                                   args=REPLAY_AUDIT + tuple(how["args"]))
     t1 = time.monotonic()
-    with server:
-        timings["private_start_s"] = round(time.monotonic() - t1, 3)
-        server.sql("RESET MASTER")
-        gtid = manifest["binlog"]["gtid"]
-        if gtid:
-            server.sql(f"SET GLOBAL gtid_binlog_state = '{catalogue.check_gtid(gtid, 'the backup GTID')}'")
-        if target:
-            files = archive.replay_files(settings, manifest)  # again: complete_archive may have added some
-            result["binlog_files"] = [os.path.basename(f) for f in files]
-            where = dict(start_pos=manifest["binlog"]["pos"])
-            if target["kind"] == "gtid":
-                where = dict(start_gtid=gtid, stop_gtid=target["gtid"])
-            elif target["kind"] == "time":
-                where["stop_datetime"] = target["text"]
-            timings["replay_s"] = round(scratch.replay(server, files, **where), 3)
-        reached = server.sql("SELECT @@gtid_binlog_pos")
-        if target and target["kind"] == "gtid":
-            have = catalogue.gtid_seqs(reached)
-            if any(have.get(d, 0) < s for d, s in target["seqs"].items()):
-                raise OpsError(f"the binlog archive ends at {reached}, before restore_to={target['gtid']}")
+    try:
+        with server:
+            timings["private_start_s"] = round(time.monotonic() - t1, 3)
+            server.sql("RESET MASTER")
+            if gtid:
+                server.sql(f"SET GLOBAL gtid_binlog_state = '{catalogue.check_gtid(gtid, 'the backup GTID')}'")
+            if target:
+                where = dict(stop_datetime=target["text"]) if target["kind"] == "time" else {}
+                if target["kind"] == "gtid":
+                    where = dict(start_gtid=gtid, stop_gtid=target["gtid"])
+                timings["replay_s"] = round(timings["relay_copy_s"] + replay.run(server, how, files, start, **where), 3)
+                result["replay_bytes"] = replayed = _replayed_bytes(files, manifest, target, how)
+                if replayed is not None:
+                    rto.record_replay(settings, replayed, timings["replay_s"], f"restore {manifest['name']}")
+            reached = server.sql("SELECT @@gtid_binlog_pos")
+    finally:
+        shutil.rmtree(relay_dir, ignore_errors=True)
+    if target and target["kind"] == "gtid":
+        have = catalogue.gtid_seqs(reached)
+        if any(have.get(d, 0) < s for d, s in target["seqs"].items()):
+            raise OpsError(f"the binlog archive ends at {reached}, before restore_to={target['gtid']}")
     return reached
+
+
+def _replayed_bytes(files, manifest, target, how):
+    """Binlog bytes a replay to target went through; None for a GTID target (no byte count without decoding)."""
+    start = manifest["binlog"]["pos"]
+    if how["method"] == "parallel":
+        return rto.replayed_bytes(files[:how["point"]["file"] + 1], start, stop_pos=how["point"]["offset"])
+    if target["kind"] == "end":
+        return rto.replayed_bytes(files, start)
+    if target["kind"] == "time":
+        return archive.bytes_before(files, start, target["moment"].timestamp())
+    return None
 
 
 def roll_back(settings, datadir, replaced, failed, old_timeline):

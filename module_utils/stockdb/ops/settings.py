@@ -41,6 +41,10 @@ DEFAULTS = dict(
     alert_log="/var/log/stockdb/alerts.log",
     state_dir="/var/lib/stockdb/ops",
     lock_timeout=600,
+    # the health check's recovery-time target (ops/rto.py), seconds
+    rto_target_s=900,
+    # threads of the parallel binlog replay of restores and verifications (ops/replay.py); 0 = one stream
+    replay_parallel_threads=4,
     # thresholds of the periodic health check (health.py holds their defaults)
     health=dict(health.DEFAULTS),
 )
@@ -81,7 +85,8 @@ def validate(s):
     checks = (
         ("compress_level", 1, 19), ("throttle", 0, None), ("parallel", 1, None), ("prepare_memory_mb", 32, None),
         ("verify_buffer_pool_mb", 32, None), ("retention_days", 1, None), ("retention_min_full", 1, None),
-        ("lock_timeout", 1, None), ("archiver_server_id", 1, 4294967295),
+        ("lock_timeout", 1, None), ("rto_target_s", 1, None), ("replay_parallel_threads", 0, 64),
+        ("archiver_server_id", 1, 4294967295),
     )
     for key, low, high in checks:
         try:

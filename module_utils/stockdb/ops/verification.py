@@ -8,11 +8,12 @@ import os
 import shutil
 import time
 
-from . import archive, catalogue, connection, host, integrity, mariabackup, scratch
+from . import archive, catalogue, connection, host, integrity, mariabackup, replay, rto, scratch
 
 
 def verify(settings, name=None):
-    """{backup, chain, problems, restore_s, replay_s, tables, invariants, total_s}; problems empty = passed."""
+    """{backup, chain, problems, restore_s, replay_s, replay_bytes, tables, invariants, total_s}; problems empty =
+    passed. Its replay's rate goes to the recovery-time estimate (rto.record_replay)."""
     manifest = catalogue.find_backup(settings, name)
     chain = catalogue.chain_of(settings, manifest)
     result = dict(backup=manifest["name"], chain=[m["name"] for m in chain], problems=[])
@@ -30,19 +31,27 @@ def verify(settings, name=None):
         host.ensure_space(work, int(sum(m["data_bytes"] for m in chain) * 1.2), "verification")
         t0 = time.monotonic()
         prepared = mariabackup.materialize(settings, chain, work)
+        points, files, how, copy_s = manifest.get("checksums"), [], dict(args=[]), 0.0
+        if points:
+            t1 = time.monotonic()
+            files = archive.replay_files(settings, manifest, last_file=points["binlog_file"])
+            how = replay.prepare(settings["replay_parallel_threads"], files, manifest["binlog"]["pos"],
+                                 os.path.join(work, "relay"), stop_pos=points["binlog_pos"])
+            result["replay"] = replay.summary(how)
+            copy_s = time.monotonic() - t1  # the relay-log copies: counted in the replay, not the restore
         host.run(["chown", "-R", "mysql:mysql", work])
         server = scratch.PrivateServer(prepared, os.path.join(work, "run"),
                                        args=[f"--innodb-buffer-pool-size={int(settings['verify_buffer_pool_mb'])}M",
-                                             "--skip-log-bin"],
+                                             "--skip-log-bin", *how["args"]],
                                        defaults_file=os.path.join(prepared, "backup-my.cnf"))
         with server:
-            result["restore_s"] = round(time.monotonic() - t0, 3)
-            points = manifest.get("checksums")
+            result["restore_s"] = round(time.monotonic() - t0 - copy_s, 3)
             if points:
-                files = archive.replay_files(settings, manifest, last_file=points["binlog_file"])
-                result["replay_s"] = round(scratch.replay(server, files, start_pos=manifest["binlog"]["pos"],
-                                                          stop_pos=points["binlog_pos"]), 3)
+                result["replay_s"] = round(copy_s + replay.run(server, how, files, manifest["binlog"]["pos"],
+                                                               stop_pos=points["binlog_pos"]), 3)
                 result["binlog_files"] = [os.path.basename(f) for f in files]
+                result["replay_bytes"] = rto.replayed_bytes(files, manifest["binlog"]["pos"], points["binlog_pos"])
+                rto.record_replay(settings, result["replay_bytes"], result["replay_s"], f"verify {manifest['name']}")
                 with connection.cursor(settings["admin_defaults_file"], "checksumming the restored copy",
                                        database=settings["database"], unix_socket=server.socket) as cur:
                     actual = integrity.table_checksums(cur, settings["database"])
