@@ -95,6 +95,8 @@ def _point(cut, done):
 def relay_copies(files, point, start_pos, directory):
     """Copy files[0..point.file] into directory as relay logs, the last one cut at point.offset; write the index.
     Returns the first copy's path (where the SQL thread starts, at start_pos)."""
+    if point["file"] == 0 and point["offset"] < int(start_pos):
+        raise OpsError(f"the replay's stop point {point['offset']} is before its start {start_pos}")
     os.makedirs(directory, mode=0o750, exist_ok=True)
     copies = []
     for number, path in enumerate(files[:point["file"] + 1], 1):
@@ -109,8 +111,6 @@ def relay_copies(files, point, start_pos, directory):
         handle.write("".join(c + "\n" for c in copies))
     for path in (directory, index_path(directory), *copies):
         shutil.chown(path, "mysql", "mysql")
-    if point["file"] == 0 and point["offset"] < int(start_pos):
-        raise OpsError(f"the replay's stop point {point['offset']} is before its start {start_pos}")
     return copies[0]
 
 
