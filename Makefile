@@ -78,9 +78,10 @@ test-production: venv ## the production inventory as documented, vaulted, over s
 molecule: venv ## the Molecule scenarios ($(SCENARIOS)) on local systemd hosts
 	$(LAB) image
 	@for s in $(SCENARIOS); do \
-	  echo "== molecule test -s $$s"; \
+	  echo "== molecule test -s $$s"; t0=$$(date +%s); \
 	  if [ $$s = chaos ]; then LAB_DISK_MB=1536 $(LAB) disk stockdb-molecule-chaos >/dev/null || exit 1; fi; \
 	  $(BIN)/molecule test -s $$s; rc=$$?; \
+	  echo "== molecule test -s $$s: rc $$rc after $$(( $$(date +%s) - t0 )) s"; \
 	  if [ $$s = chaos ]; then $(LAB) disk-rm stockdb-molecule-chaos; fi; \
 	  [ $$rc -eq 0 ] || exit $$rc; \
 	done
