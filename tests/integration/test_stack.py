@@ -235,7 +235,31 @@ def test_an_alert_reaches_the_alert_log_firing_and_resolved(host):
 
     host.run("systemctl stop mariadb")
     try:
-        wait_for(lambda: "FIRING critical MariaDBDown" in new_lines(), 240, 5, "MariaDBDown FIRING in the alert log")
+        _wait_along_the_alert_path(host, lambda: "FIRING critical MariaDBDown" in new_lines(), 240,
+                                   "MariaDBDown FIRING in the alert log", new_lines)
     finally:
         assert host.run("systemctl start mariadb").rc == 0
-    wait_for(lambda: "RESOLVED critical MariaDBDown" in new_lines(), 420, 5, "MariaDBDown RESOLVED in the alert log")
+    _wait_along_the_alert_path(host, lambda: "RESOLVED critical MariaDBDown" in new_lines(), 420,
+                               "MariaDBDown RESOLVED in the alert log", new_lines)
+
+
+def _wait_along_the_alert_path(host, predicate, timeout, what, new_lines):
+    """wait_for, and on a timeout say where the alert stopped: the exporter, the rule, Alertmanager, the log."""
+    try:
+        wait_for(predicate, timeout, 5, what)
+    except pytest.fail.Exception as exc:
+        def ask(label, fetch):
+            try:
+                return f"{label}: {fetch()}"
+            except Exception as error:  # noqa: BLE001 - a diagnosis must not hide the failure it explains
+                return f"{label}: unavailable ({error})"
+        state = [
+            ask("mysql_up", lambda: prom_query(host, "mysql_up")),
+            ask("Prometheus ALERTS", lambda: prom_query(host, 'ALERTS{alertname="MariaDBDown"}')),
+            ask("Alertmanager alerts", lambda: [(a["labels"].get("alertname"), a["status"]["state"]) for a in
+                                                http_get_json(host, "http://127.0.0.1:9093/api/v2/alerts")]),
+            ask("services", lambda: host.run("systemctl is-active mariadb prometheus prometheus-alertmanager "
+                                             "stockdb-alertlog prometheus-mysqld-exporter").stdout.split()),
+            ask("new alert-log lines", lambda: new_lines()[-1500:]),
+        ]
+        pytest.fail(f"{exc}\n" + "\n".join(state))
