@@ -185,6 +185,15 @@ def test_textfile_metrics_directory_is_writable_by_root_only(host):
     assert (textfiles.user, textfiles.group, textfiles.mode) == ("root", "root", 0o755)
 
 
+def test_the_alert_log_belongs_to_the_receiver_and_takes_its_lines(host):
+    """Root's jobs (the health check every 5 minutes) append to the alert log too, and may create it first,
+    during a converge, before the alertmanager role runs: the role must still hand it to the receiver's
+    account, or every Alertmanager notification fails to be written."""
+    log = host.file(ALERT_LOG)
+    assert (log.user, log.group, log.mode) == ("stockdb", "adm", 0o640)
+    assert host.run(f"runuser -u stockdb -- sh -c ': >> {ALERT_LOG}'").rc == 0
+
+
 @pytest.mark.parametrize("directory", [TEXTFILES, "/var/log/stockdb", "/var/lib/stockdb", "/etc/stockdb"])
 def test_the_stockdb_account_cannot_plant_files_where_root_writes(host, directory):
     """The account that runs the alert-log receiver must not forge metrics, or plant a file or symlink
