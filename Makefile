@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 LAB       := tests/lab/lab.sh
 TOOLS     := .cache/prometheus-tools/usr/bin
 PROMTOOL  := $(TOOLS)/promtool
-SCENARIOS ?= default ops chaos
+SCENARIOS ?= default ops
 
 .PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status erd test lint unit argspecs test-rules test-production molecule clean
 
@@ -79,10 +79,10 @@ molecule: venv ## the Molecule scenarios ($(SCENARIOS)) on local systemd hosts
 	$(LAB) image
 	@for s in $(SCENARIOS); do \
 	  echo "== molecule test -s $$s"; t0=$$(date +%s); \
-	  if [ $$s = chaos ]; then LAB_DISK_MB=1536 $(LAB) disk stockdb-molecule-chaos >/dev/null || exit 1; fi; \
+	  if [ $$s = default ]; then $(LAB) disk-rm stockdb-molecule; LAB_DISK_MB=1536 $(LAB) disk stockdb-molecule >/dev/null || exit 1; fi; \
 	  $(BIN)/molecule test -s $$s; rc=$$?; \
 	  echo "== molecule test -s $$s: rc $$rc after $$(( $$(date +%s) - t0 )) s"; \
-	  if [ $$s = chaos ]; then $(LAB) disk-rm stockdb-molecule-chaos; fi; \
+	  if [ $$s = default ]; then $(LAB) disk-rm stockdb-molecule; fi; \
 	  [ $$rc -eq 0 ] || exit $$rc; \
 	done
 

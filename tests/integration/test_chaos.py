@@ -1,4 +1,5 @@
-"""The failure-injection drills after Molecule's `chaos` side_effect (molecule/chaos/side_effect.yml).
+"""The failure-injection drills at the end of Molecule's `default` side_effect
+(molecule/default/side_effect.yml).
 
 playbooks/chaos.yml left /var/lib/stockdb/drills/last.json: one result per drill. These tests check
 that every fault was drilled and met its targets, and that the host is as before: no fault's unit,
@@ -10,7 +11,7 @@ import json
 import pytest
 from conftest import sql
 
-# The faults molecule/chaos/side_effect.yml drills: all of them.
+# The faults molecule/default/side_effect.yml drills: all of them.
 FAULTS = {"query_storm", "connection_flood", "lock_storm", "disk_full", "crash", "exporter_down", "cpu_hog", "io_hog"}
 RESULTS = "/var/lib/stockdb/drills/last.json"
 ALERTS = "/var/log/stockdb/alerts.log"
@@ -20,7 +21,7 @@ ALERTS = "/var/log/stockdb/alerts.log"
 def drills(host):
     results = host.file(RESULTS)
     if not results.exists:
-        pytest.skip("no drills on this host: run `molecule test -s chaos`")
+        pytest.skip("no drills on this host: run `make molecule SCENARIOS=default`")
     return json.loads(results.content_string)
 
 

@@ -2,7 +2,7 @@
 the systemd units and commands of every fault, which threads count as chaos sessions, injecting and
 removing with a stand-in host, and the worker with a stand-in PyMySQL (no server, no disk filled).
 
-The faults themselves run for real on a lab host (see the module's tests in the chaos scenario).
+The faults themselves run for real on a lab host (the drills at the end of the default scenario).
 """
 
 import errno
