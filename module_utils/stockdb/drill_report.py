@@ -261,6 +261,18 @@ def _budget(value):
     return f"{value:g} s"
 
 
+def _rates(drill):
+    """What a run that did not recover traded: orders/s before and from the injection to the end, against the
+    share of the baseline that counts as recovered (a CI log says why without the series)."""
+    rates = drill["orders_per_s"]
+    if not rates["before"] or rates["during"] is None:
+        return ""
+    ratio = drill["budgets"].get("recovered_ratio", DEFAULT_RECOVERED_RATIO)
+    return (f": {rates['during']:g} orders/s from the injection to the end of the load, "
+            f"{rates['during'] / rates['before']:.2f} of the {rates['before']:g} before (recovered means "
+            f"{ratio:g} of it for 5 s)")
+
+
 def run_failures(drill):
     """[(check, why)] for each check this run failed; [] when it passed them all."""
     budgets = drill["budgets"]
@@ -273,7 +285,8 @@ def run_failures(drill):
     recover = drill["time_to_recover_s"]["from_remediation"]
     if recover is None:
         why = "not recovered" if drill["recovered_at"] is None else "no time to recover from the remediation"
-        failed.append(("recover", f"{why} (budget {_budget(budgets['recover_s'])} after the remediation)"))
+        failed.append(("recover", f"{why} (budget {_budget(budgets['recover_s'])} after the remediation)"
+                                  + _rates(drill)))
     elif recover > budgets["recover_s"]:
         failed.append(("recover", f"{_s(recover)} after the remediation, over the budget of "
                                   f"{_budget(budgets['recover_s'])}"))
