@@ -28,6 +28,14 @@ description:
     orders/s and latency percentiles per second can be computed from the log alone.
   - The clients use the C client library mysqlclient when it is installed (the mariadb role installs
     python3-mysqldb), which leaves more of the CPU to the server; PyMySQL otherwise.
+  - Between orders, clients read as a brokerage front end does, O(read_share) of their requests (70 % by
+    default; in TPC-E, the brokerage benchmark, about three quarters of the transactions are read-only) - the
+    account's positions valued at last prices, its recent and open orders, its orders in one symbol, its
+    trades of the last day, a market watch of 10 symbols, a symbol's order book (best 5 levels each side) -
+    and each client runs the daily report (volume and VWAP per stock) every 30 seconds. Each read is one
+    statement in its own transaction through the same account (C(module_utils/stockdb/reads.py) names
+    them); read latency is reported apart from the orders' (RV(reads)). O(read_share=0) trades only, as the
+    benchmarks and drills do to measure the write path.
   - Reports changed when it placed orders. Works under C(async). In check mode it places no orders and
     reports changed (a run would always place some).
 options:
@@ -79,6 +87,10 @@ options:
       - When false, a client whose connection is lost stops, and the module fails naming it.
     type: bool
     default: true
+  read_share:
+    description: Share (0..0.95) of a client's requests that are read transactions instead of orders and cancels.
+    type: float
+    default: 0.7
   max_backoff:
     description:
       - Longest wait in seconds (0.05..60) between two connection attempts. The wait starts at 0.05 s and
@@ -146,10 +158,19 @@ transactions_per_s:
   type: float
 latency_ms:
   description:
-    - Latency of committed transactions (including retries) in milliseconds, p50, p95, p99 and max.
-      An in-doubt request's latency runs until it was found committed.
+    - Latency of committed orders and cancels (including retries) in milliseconds, p50, p95, p99 and max.
+      An in-doubt request's latency runs until it was found committed. Reads are not counted here.
   returned: success
   type: dict
+reads:
+  description:
+    - The read transactions - C(total), C(per_s), C(latency_ms) (p50, p95, p99, max of all of them) and
+      C(by_name) (C(count) and the same latency figures per read, for the reads that ran). A read that failed
+      is counted in RV(errors), not here.
+  returned: success
+  type: dict
+  sample: {"total": 21000, "per_s": 350.0, "latency_ms": {"p50": 0.9, "p95": 3.1, "p99": 7.4, "max": 40.2},
+           "by_name": {"positions": {"count": 4200, "p50": 0.8, "p95": 1.9, "p99": 3.0, "max": 12.5}}}
 rejections:
   description: Rejected requests by reason (non_positive_qty, unknown_account, insufficient_funds, cancel_not_open, ...).
   returned: success
@@ -218,7 +239,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.stockdb import db, simulator
 
-LIMITS = dict(clients=(1, 256), duration=(1, 86400), symbols=(1, 961), max_backoff=(0.05, 60.0))
+LIMITS = dict(clients=(1, 256), duration=(1, 86400), symbols=(1, 961), max_backoff=(0.05, 60.0),
+              read_share=(0.0, 0.95))
 SHARES = ("invalid_share", "cancel_share", "market_share")
 
 
@@ -255,6 +277,7 @@ def main():
         stop_file=dict(type="path"),
         reconnect=dict(type="bool", default=True),
         max_backoff=dict(type="float", default=2.0),
+        read_share=dict(type="float", default=0.7),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     validate(module)

@@ -7,7 +7,8 @@ open orders, and sends a small share of deliberately bad orders (unknown account
 quantity, non-positive price) that must be rejected. Deadlocks and lock-wait timeouts are retried a bounded
 number of times. After each commit, the client appends the order and trade ids with the commit
 time and the request's latency to the acknowledgement log, so a later drill can prove nothing
-acknowledged was lost and measure orders/s and latency from the log alone.
+acknowledged was lost and measure orders/s and latency from the log alone. Between orders, a share of
+the requests (read_share) are a brokerage front end's reads (reads.py), timed apart from the orders.
 
 Clients trade through faults until their deadline. Every error is counted by kind
 (db.error_kind); a client whose connection is lost connects again with bounded exponential backoff
@@ -29,7 +30,7 @@ import time
 from collections import namedtuple
 from datetime import datetime, timezone
 
-from . import db
+from . import db, reads
 from .engine import Engine, Rejected, round_to_tick
 
 MAX_RETRIES = 5
@@ -116,7 +117,7 @@ class Client:
 
     def __init__(self, number, universe, accounts, rng, ack_fd, deadline, open_connection, run_id="",
                  invalid_share=0.0, cancel_share=0.0, market_share=0.0, reconnect=True, max_backoff=2.0,
-                 stop_file=None):
+                 stop_file=None, read_share=0.0):
         self.number = number
         self.universe = universe
         self.accounts = accounts
@@ -128,6 +129,10 @@ class Client:
         self.invalid_share = invalid_share
         self.cancel_share = cancel_share
         self.market_share = market_share
+        self.read_share = read_share
+        self.stock_ids = [sid for sid, _ in universe.symbols]
+        self.reported = time.monotonic()  # the first daily report comes REPORT_EVERY_S after the start
+        self.writes = 0  # order and cancel requests tried (the orders quota counts them, not the reads)
         self.reconnect = reconnect
         self.max_backoff = max_backoff
         self.stop_file = stop_file
@@ -142,7 +147,7 @@ class Client:
         self.cash = {}
         self.shares = {}
         self.refreshed = 0.0
-        self.stats = dict(COUNTERS, rejections={}, errors={}, latencies=[])
+        self.stats = dict(COUNTERS, rejections={}, errors={}, latencies=[], reads={}, read_latencies={})
 
     def over(self):
         """The deadline passed, or the stop file appeared (looked for at most every STOP_CHECK_S)."""
@@ -225,7 +230,11 @@ class Client:
             if self.in_doubt:
                 self.resolve()
             if not resolve_only:
-                self.run_one()
+                if self.read_share and self.rng.random() < self.read_share:
+                    self.read_one()
+                else:
+                    self.writes += 1
+                    self.run_one()
         except ConnectionGone:
             raise
         except Exception as exc:  # noqa: BLE001 - classified and counted
@@ -370,6 +379,17 @@ class Client:
         else:
             self._placed(request, result, started, client_ref)
 
+    def read_one(self):
+        """One read transaction of the front end (reads.READS): the daily report when it is due, else one by share."""
+        now = time.monotonic()
+        if now - self.reported >= reads.REPORT_EVERY_S:
+            name, self.reported = reads.REPORT, now
+        else:
+            name = reads.draw(self.rng)
+        reads.run(self.conn, name, reads.arguments(self.rng, self.accounts, self.stock_ids))
+        self._count("reads", name)
+        self.stats["read_latencies"].setdefault(name, []).append((time.monotonic() - now) * 1000.0)
+
     def _placed(self, request, result, started, client_ref, in_doubt=False):
         latency = (time.monotonic() - started) * 1000.0
         self.stats["latencies"].append(latency)
@@ -446,12 +466,11 @@ def client_main(number, params, universe, deadline, quota, queue, run_id):
                         lambda left: open_client_connection(params, left), run_id=run_id,
                         invalid_share=params["invalid_share"], cancel_share=params["cancel_share"],
                         market_share=params["market_share"], reconnect=params.get("reconnect", True),
-                        max_backoff=params.get("max_backoff") or 2.0, stop_file=params.get("stop_file"))
+                        max_backoff=params.get("max_backoff") or 2.0, stop_file=params.get("stop_file"),
+                        read_share=params.get("read_share") or 0.0)
         stats = client.stats
-        done = 0
-        while not client.over() and (quota is None or done < quota):
-            if client.step():
-                done += 1
+        while not client.over() and (quota is None or client.writes < quota):
+            client.step()
         client.settle()
         client.close()
         if ack_fd is not None:
@@ -464,17 +483,38 @@ def client_main(number, params, universe, deadline, quota, queue, run_id):
 
 
 def merge(all_stats):
-    total = dict(COUNTERS, rejections={}, errors={})
+    """The clients' counters added up, and the order latencies sorted; total["read_latencies"] sorted per read."""
+    total = dict(COUNTERS, rejections={}, errors={}, reads={}, read_latencies={})
     latencies = []
     for stats in all_stats:
         for key in COUNTERS:
             total[key] += stats[key]
-        for bucket in ("rejections", "errors"):
-            for k, v in stats[bucket].items():
+        for bucket in ("rejections", "errors", "reads"):
+            for k, v in stats.get(bucket, {}).items():
                 total[bucket][k] = total[bucket].get(k, 0) + v
         latencies.extend(stats["latencies"])
+        for name, values in stats.get("read_latencies", {}).items():
+            total["read_latencies"].setdefault(name, []).extend(values)
     latencies.sort()
+    for values in total["read_latencies"].values():
+        values.sort()
     return total, latencies
+
+
+def latency_figures(sorted_ms):
+    """p50 / p95 / p99 / max of ascending latencies in ms (nulls when there are none)."""
+    return dict(p50=_round(percentile(sorted_ms, 0.50)), p95=_round(percentile(sorted_ms, 0.95)),
+                p99=_round(percentile(sorted_ms, 0.99)), max=_round(sorted_ms[-1] if sorted_ms else None))
+
+
+def read_figures(total, elapsed):
+    """The reads of a run: how many, per second, latency of all of them and of each read by name."""
+    every = sorted(v for values in total["read_latencies"].values() for v in values)
+    count = sum(total["reads"].values())
+    return dict(total=count, per_s=round(count / elapsed, 1) if elapsed else 0.0, latency_ms=latency_figures(every),
+                by_name={name: dict(count=total["reads"].get(name, 0),
+                                    **latency_figures(total["read_latencies"].get(name, [])))
+                         for name in reads.KINDS if total["reads"].get(name)})
 
 
 def new_run_id():
@@ -533,8 +573,8 @@ def run(params):
         trades=total["trades"],
         orders_per_s=round(total["placed"] / elapsed, 1) if elapsed else 0.0,
         transactions_per_s=round(committed / elapsed, 1) if elapsed else 0.0,
-        latency_ms=dict(p50=_round(percentile(latencies, 0.50)), p95=_round(percentile(latencies, 0.95)),
-                        p99=_round(percentile(latencies, 0.99)), max=_round(latencies[-1] if latencies else None)),
+        latency_ms=latency_figures(latencies),
+        reads=read_figures(total, elapsed),
         rejections=total["rejections"],
         errors=total["errors"],
         retries=total["retries"],

@@ -4,9 +4,13 @@ Against the lab host, run playbooks/schema.yml, seed.yml and simulate.yml first.
 """
 
 import csv
+import sys
 
 import pytest
 from conftest import REPO, sql
+
+sys.path.insert(0, str(REPO / "module_utils"))
+from stockdb import reads  # noqa: E402 - after the path to the project's own code
 
 ADMIN = "/etc/stockdb/admin.cnf"
 LISTING = REPO / "files/data/kospi_2025.csv"
@@ -44,6 +48,21 @@ def test_simulation_left_every_kind_of_order(host):
     statuses = dict(rows(host, "SELECT status, COUNT(*) FROM orders GROUP BY status"))
     assert {"NEW", "FILLED", "CANCELLED"} <= set(statuses), statuses
     assert int(rows(host, "SELECT COUNT(*) FROM trades")[0][0]) > 0
+
+
+@pytest.mark.parametrize("name", reads.KINDS)
+def test_every_read_of_the_simulator_runs_through_the_application_account(host, name):
+    account, stock = rows(host, "SELECT account_id, stock_id FROM orders GROUP BY account_id, stock_id "
+                                "ORDER BY COUNT(*) DESC LIMIT 1")[0]
+    watch = [r[0] for r in rows(host, "SELECT stock_id FROM stocks WHERE ref_price IS NOT NULL LIMIT 10")]
+    statement = reads.READS[name][1] % dict(account_id=account, stock_id=stock, watch=f"({', '.join(watch)})")
+    result = sql(host, f"USE stockdb; {statement}", defaults_file="/etc/stockdb/app.cnf")
+    assert result.rc == 0, f"{name}: {result.stderr}"
+    lines = result.stdout.splitlines()
+    if name in ("recent_orders", "symbol_orders"):
+        assert lines, f"{name} found no order of account {account} (stock {stock})"
+    if name == "market_watch":
+        assert len(lines) == len(watch), lines
 
 
 @pytest.mark.parametrize("account", ["/etc/prometheus/mysqld-exporter.cnf"])

@@ -57,6 +57,13 @@ def test_check_mode_says_a_simulation_would_change_something(tmp_path):
     assert result["changed"] is True and "failed" not in result, result
 
 
+def test_a_simulation_that_would_only_read_is_refused_naming_the_option(tmp_path):
+    (tmp_path / "app.cnf").write_text("[client]\nuser=app\n")
+    result = ansible("-m", "stockdb_simulate", "-a", f"clients=1 duration=1 read_share=0.99 ack_log={tmp_path}/ack.log "
+                     f"login_defaults_file={tmp_path}/app.cnf", "--check")
+    assert result.get("failed") and result["msg"] == "read_share=0.99 is outside 0.0..0.95", result
+
+
 def test_check_mode_of_a_restore_changes_when_allowed_and_not_when_refused(config, tmp_path):
     from stockdb.ops import settings as ops_settings
     from test_ops import make_backup

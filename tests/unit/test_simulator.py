@@ -10,7 +10,7 @@ import random
 import time
 
 import pytest
-from stockdb import db, invariants, simulator
+from stockdb import db, invariants, reads, simulator
 from stockdb.simulator import Client, ConnectionGone, Universe, backoff
 
 
@@ -340,3 +340,76 @@ def test_an_ack_log_that_cannot_be_written_is_counted_and_trading_goes_on(tmp_pa
     os.close(c.ack_fd)  # writes now fail with EBADF, as they would with ENOSPC on a full disk
     assert c.step() and c.step()
     assert (c.stats["placed"], c.stats["errors"], c.conn is not None) == (2, {"ack_log:EBADF": 2}, True)
+
+
+# --- the read transactions -----------------------------------------------------------------------------
+
+def read_statements(server):
+    sqls = {" ".join(sql.split()): name for name, (_, sql) in reads.READS.items()}
+    return [sqls[" ".join(s.split())] for s in server.statements if " ".join(s.split()) in sqls]
+
+
+def test_every_read_binds_only_the_arguments_a_client_gives():
+    args = reads.arguments(random.Random(1), [1, 2], [7, 8, 9])
+    assert set(args) == {"account_id", "stock_id", "watch"} and args["watch"] and len(set(args["watch"])) == 3
+    for _, sql in reads.READS.values():
+        sql % {key: 1 for key in args}  # pyformat: a name the arguments lack raises KeyError
+    assert sum(share for share, _ in reads.READS.values()) == 100 and reads.READS[reads.REPORT][0] == 0
+
+
+def test_a_client_reads_its_share_of_requests_and_the_writes_are_counted_apart():
+    server = Server()
+    c = client(server, read_share=0.7)
+    for _ in range(1000):
+        c.step()
+    done = sum(c.stats["reads"].values())
+    assert 620 <= done <= 780 and c.writes == 1000 - done and c.stats["placed"] == c.writes
+    assert set(c.stats["reads"]) == set(reads.DRAWN)  # every drawn read ran; the report is not due yet
+    assert all(len(c.stats["read_latencies"][n]) == count for n, count in c.stats["reads"].items())
+    assert len(read_statements(server)) == done and c.stats["errors"] == {}
+
+
+def test_the_daily_report_runs_when_due_and_not_again_before_its_interval():
+    server = Server()
+    c = client(server, read_share=0.95)
+    c.reported -= reads.REPORT_EVERY_S
+    for _ in range(50):
+        c.step()
+    assert c.stats["reads"][reads.REPORT] == 1 and read_statements(server).count(reads.REPORT) == 1
+
+
+def test_without_reads_the_client_sends_only_orders():
+    server = Server()
+    c = client(server, read_share=0.0)
+    c.reported -= reads.REPORT_EVERY_S  # a report that would be due is not run either
+    for _ in range(50):
+        c.step()
+    assert c.stats["reads"] == {} and read_statements(server) == [] and c.writes == c.stats["placed"] == 50
+
+
+def test_a_failed_read_is_counted_by_kind_and_the_connection_is_kept():
+    server = Server()
+    c = client(server, read_share=0.95)
+
+    def broken(conn, name, args):
+        raise DriverError(1054, "Unknown column")
+
+    original, reads.run = reads.run, broken
+    try:
+        c.step()
+    finally:
+        reads.run = original
+    assert c.stats["errors"] == {"other:1054": 1} and c.conn is not None and server.opened == 1
+
+
+def test_read_figures_give_count_rate_and_latency_per_read():
+    a = dict(simulator.COUNTERS, rejections={}, errors={}, latencies=[], reads={"positions": 2},
+             read_latencies={"positions": [3.0, 1.0]})
+    b = dict(simulator.COUNTERS, rejections={}, errors={}, latencies=[], reads={"positions": 1, "order_book": 1},
+             read_latencies={"positions": [2.0], "order_book": [9.0]})
+    total, _ = simulator.merge([a, b])
+    figures = simulator.read_figures(total, 2.0)
+    assert figures["total"] == 4 and figures["per_s"] == 2.0
+    assert figures["latency_ms"] == dict(p50=2.0, p95=9.0, p99=9.0, max=9.0)
+    assert figures["by_name"] == {"positions": dict(count=3, p50=2.0, p95=3.0, p99=3.0, max=3.0),
+                                  "order_book": dict(count=1, p50=9.0, p95=9.0, p99=9.0, max=9.0)}
