@@ -58,8 +58,8 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	$(BIN)/ansible-lint --offline -q
 	$(BIN)/ruff check .
 
-unit: venv $(PROMTOOL) ## pytest unit tests
-	PATH=$(CURDIR)/$(TOOLS):$$PATH $(BIN)/pytest -p no:cacheprovider tests/unit
+unit: venv $(PROMTOOL) ## pytest unit tests, one worker per core
+	PATH=$(CURDIR)/$(TOOLS):$$PATH $(BIN)/pytest -p no:cacheprovider -n auto tests/unit
 
 argspecs: venv ## every role's meta/argument_specs.yml equals its defaults/main.yml
 	$(BIN)/python tests/tools/check_argspecs.py roles
