@@ -387,18 +387,15 @@ def test_without_reads_the_client_sends_only_orders():
     assert c.stats["reads"] == {} and read_statements(server) == [] and c.writes == c.stats["placed"] == 50
 
 
-def test_a_failed_read_is_counted_by_kind_and_the_connection_is_kept():
+def test_a_failed_read_is_counted_by_kind_and_the_connection_is_kept(monkeypatch):
     server = Server()
     c = client(server, read_share=0.95)
 
     def broken(conn, name, args):
         raise DriverError(1054, "Unknown column")
 
-    original, reads.run = reads.run, broken
-    try:
-        c.step()
-    finally:
-        reads.run = original
+    monkeypatch.setattr(reads, "run", broken)
+    c.step()
     assert c.stats["errors"] == {"other:1054": 1} and c.conn is not None and server.opened == 1
 
 
