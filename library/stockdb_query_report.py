@@ -18,7 +18,8 @@ description:
   - For each top statement it takes an example text (from C(events_statements_history_long), whose consumer
     it turns on for the window and restores after, or from the slow log) and gets its plan - C(ANALYZE
     FORMAT=JSON) for a plain SELECT when O(analyze) is true (the statement runs, bounded by
-    O(analyze_timeout_s)), C(EXPLAIN FORMAT=JSON) for writes and locking reads (never run).
+    O(analyze_timeout_s); one that takes longer is explained instead), C(EXPLAIN FORMAT=JSON) for writes
+    and locking reads (never run).
   - Findings name what in a statement costs and why (a join without a usable index, whole-table reads,
     many rows examined for each row returned, sorts, temporary tables on disk); a statement with findings
     is worth acting on when it holds at least O(act_share) of the window's statement time.
@@ -138,6 +139,7 @@ from ansible.module_utils.stockdb import db, digest
 from ansible.module_utils.stockdb.report import utc_stamp
 
 ANALYZE_PREFIX = "SET STATEMENT max_statement_time={:g} FOR ANALYZE FORMAT=JSON "
+ER_STATEMENT_TIMEOUT = 1969
 
 
 def validate(p):
@@ -214,7 +216,7 @@ def read_slow_log(path, offset, command):
 
 def plan(cur, entry, analyze, timeout):
     """EXPLAIN (or ANALYZE for a plain SELECT) of the entry's example, into the entry."""
-    example = entry.get("example")
+    example = digest.explainable(entry.get("example"))
     kind = digest.statement_kind(example or entry["text"])
     if kind is None:
         entry["plan_error"] = "not a statement EXPLAIN takes"
@@ -226,7 +228,15 @@ def plan(cur, entry, analyze, timeout):
     try:
         if entry.get("example_schema") or entry.get("schema"):
             cur.execute(f"USE `{(entry.get('example_schema') or entry['schema']).replace('`', '``')}`")
-        cur.execute((ANALYZE_PREFIX.format(timeout) if analyzed else "EXPLAIN FORMAT=JSON ") + example)
+        if analyzed:
+            try:
+                cur.execute(ANALYZE_PREFIX.format(timeout) + example)
+            except Exception as exc:  # noqa: BLE001 - a statement too slow to run again is still explained
+                if db.error_code(exc) != ER_STATEMENT_TIMEOUT:
+                    raise
+                analyzed, entry["analyze_note"] = False, f"ANALYZE stopped after {timeout:g} s (analyze_timeout_s): EXPLAIN instead"
+        if not analyzed:
+            cur.execute("EXPLAIN FORMAT=JSON " + example)
         row = cur.fetchone()
         entry["plan"] = digest.plan_summary(list(row.values())[0])
         entry["analyzed"] = analyzed

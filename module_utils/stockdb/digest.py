@@ -27,8 +27,10 @@ PS_COUNTERS = ("COUNT_STAR", "SUM_TIMER_WAIT", "SUM_LOCK_TIME", "SUM_ROWS_EXAMIN
                "SUM_ROWS_AFFECTED", "SUM_NO_INDEX_USED", "SUM_NO_GOOD_INDEX_USED", "SUM_SELECT_FULL_JOIN",
                "SUM_SELECT_RANGE_CHECK", "SUM_SELECT_SCAN", "SUM_SORT_ROWS", "SUM_CREATED_TMP_TABLES",
                "SUM_CREATED_TMP_DISK_TABLES")
-PS_DIGESTS = ("SELECT SCHEMA_NAME, DIGEST, DIGEST_TEXT, " + ", ".join(PS_COUNTERS)
-              + " FROM performance_schema.events_statements_summary_by_digest WHERE DIGEST IS NOT NULL")
+PS_DIGESTS = ("SELECT SCHEMA_NAME, DIGEST, DIGEST_TEXT, COUNT_STAR, SUM_TIMER_WAIT, SUM_LOCK_TIME, SUM_ROWS_EXAMINED, "
+              "SUM_ROWS_SENT, SUM_ROWS_AFFECTED, SUM_NO_INDEX_USED, SUM_NO_GOOD_INDEX_USED, SUM_SELECT_FULL_JOIN, "
+              "SUM_SELECT_RANGE_CHECK, SUM_SELECT_SCAN, SUM_SORT_ROWS, SUM_CREATED_TMP_TABLES, SUM_CREATED_TMP_DISK_TABLES "
+              "FROM performance_schema.events_statements_summary_by_digest WHERE DIGEST IS NOT NULL")
 # Top-level statements only: those of stored procedures have no digest and are the procedure's (by_program).
 PS_EXAMPLES = ("SELECT DIGEST, CURRENT_SCHEMA, SQL_TEXT FROM performance_schema.events_statements_history_long "
                "WHERE DIGEST IS NOT NULL AND NESTING_EVENT_ID IS NULL AND SQL_TEXT IS NOT NULL")
@@ -45,6 +47,8 @@ SCAN_ROWS = 1000
 _WORDS = re.compile(r"[a-z_][a-z0-9_]*")
 _LITERALS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _LEADING_COMMENTS = re.compile(r"^\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*|#[^\n]*\n\s*)*", re.DOTALL)
+# SET STATEMENT var = value [, ...] FOR <statement>: per-statement settings (max_statement_time, ...).
+_SET_STATEMENT = re.compile(r"^\s*SET\s+STATEMENT\s+.+?\s+FOR\s+", re.IGNORECASE | re.DOTALL)
 _LOCKING_READ = re.compile(r"\bfor\s+update\b|\block\s+in\s+share\s+mode\b|\binto\s+(?:outfile|dumpfile|@)",
                            re.IGNORECASE)
 
@@ -201,9 +205,14 @@ def slow_log_cut(size_now, offset):
 
 # ---------------------------------------------------------------- plans
 
+def explainable(sql):
+    """The statement EXPLAIN and ANALYZE take: without leading comments and a SET STATEMENT ... FOR prefix."""
+    return _SET_STATEMENT.sub("", _LEADING_COMMENTS.sub("", sql or ""), count=1)
+
+
 def statement_kind(sql):
     """`read` (a plain SELECT: ANALYZE may run it), `write` (EXPLAIN only), or None (no plan: CALL, SET, ...)."""
-    text = _LEADING_COMMENTS.sub("", sql or "").lstrip("( \n\t").lower()
+    text = explainable(sql).lstrip("( \n\t").lower()
     verb = text.split(None, 1)[0] if text else ""
     if verb in ("select", "with"):
         return "write" if _LOCKING_READ.search(text) else "read"
@@ -258,13 +267,14 @@ def findings(entry, plan=None):
                    "for every row of the outer table (\"range checked for each record\") and joins all of them before it "
                    "can sort and stop; an OR across two columns in the join condition does this, a UNION ALL of two "
                    "joins on one indexed column each does not")
-    elif entry.get("range_checks"):
+    elif not plan and entry.get("range_checks"):
         out.append(f"{entry['range_checks']} joins re-planned for each row (\"range checked for each record\")")
     if plan and plan["full_scans"]:
         scans = ", ".join(f"{t['table']} ({t['r_rows'] if t['r_rows'] is not None else t['rows']} rows, {t['access']})"
                           for t in plan["tables"] if t["table"] in plan["full_scans"])
         out.append(f"reads whole tables or indexes: {scans}")
-    elif entry.get("no_index_used") and entry["rows_examined"] / calls >= SCAN_ROWS:
+    elif not plan and entry.get("no_index_used") and entry["rows_examined"] / calls >= SCAN_ROWS:
+        # Without a plan only (the scan of a UNION's or a derived table's result counts as "no index used" too).
         out.append(f"{entry['no_index_used']} of {entry['calls']} calls used no index "
                    f"({entry['rows_examined'] // calls} rows examined per call)")
     sent = max(entry["rows_sent"], entry.get("rows_affected") or 0, 1)
@@ -325,7 +335,7 @@ def render_markdown(report):
         lines.append("")
         if e.get("plan"):
             p = e["plan"]
-            how = "ANALYZE (run for real)" if e.get("analyzed") else "EXPLAIN"
+            how = "ANALYZE (run for real)" if e.get("analyzed") else e.get("analyze_note") or "EXPLAIN"
             lines.append(f"{how}" + (f", {p['r_total_time_ms']:.1f} ms" if p.get("r_total_time_ms") else "")
                          + (", filesort" if p["filesort"] else "") + (", temporary table" if p["temporary"] else ""))
             lines.append("")

@@ -43,14 +43,25 @@ READS = {
          WHERE account_id = %(account_id)s AND stock_id = %(stock_id)s
          ORDER BY created_at DESC
          LIMIT 20"""),
-    # The account's executions over the period (both sides), newest first.
+    # The account's executions over the period (both sides), newest first. One branch per side, each joining
+    # on one indexed column: written as one join ON buy_order_id = ... OR sell_order_id = ..., no index
+    # served it (the query report found it "range checked for each record"; before/after in docs/tuning.md).
     "trade_history": (10, """
-        SELECT t.trade_id, t.executed_at, t.stock_id, o.side, t.price, t.qty
-          FROM orders o
-          JOIN trades t ON t.buy_order_id = o.order_id OR t.sell_order_id = o.order_id
-         WHERE o.account_id = %(account_id)s AND t.executed_at >= NOW() - INTERVAL 1 DAY
-         ORDER BY t.executed_at DESC
-         LIMIT 100"""),
+        (SELECT t.trade_id, t.executed_at, t.stock_id, 'BUY' AS side, t.price, t.qty
+           FROM orders o
+           JOIN trades t ON t.buy_order_id = o.order_id
+          WHERE o.account_id = %(account_id)s AND t.executed_at >= NOW() - INTERVAL 1 DAY
+          ORDER BY t.executed_at DESC
+          LIMIT 100)
+        UNION ALL
+        (SELECT t.trade_id, t.executed_at, t.stock_id, 'SELL' AS side, t.price, t.qty
+           FROM orders o
+           JOIN trades t ON t.sell_order_id = o.order_id
+          WHERE o.account_id = %(account_id)s AND t.executed_at >= NOW() - INTERVAL 1 DAY
+          ORDER BY t.executed_at DESC
+          LIMIT 100)
+        ORDER BY executed_at DESC
+        LIMIT 100"""),
     # Market watch: last price, change against the reference and volume of the client's watch list.
     "market_watch": (15, """
         SELECT s.symbol, s.name, i.last_price, s.ref_price, i.last_price - s.ref_price AS change_krw, i.traded_qty

@@ -116,9 +116,16 @@ def test_the_window_of_the_slow_log_starts_at_the_offset_seen_or_at_zero_after_a
     ("WITH x AS (SELECT 1) SELECT * FROM x", "read"), ("SELECT * FROM orders WHERE order_id = 1 FOR UPDATE", "write"),
     ("select * from orders lock in share mode", "write"), ("SELECT 1 INTO @x", "write"),
     ("UPDATE orders SET qty = 1", "write"), ("insert into t values (1)", "write"), ("CALL place_order_ref(1)", None),
-    ("COMMIT", None), ("SET autocommit = 1", None), ("", None)])
+    ("COMMIT", None), ("SET autocommit = 1", None), ("", None),
+    ("SET STATEMENT max_statement_time=14 FOR SELECT o.account_id FROM orders o", "read"),
+    ("set statement max_statement_time = 3, sort_buffer_size = 1 for update orders set qty = 1", "write")])
 def test_only_plain_selects_may_be_analyzed_and_only_dml_explained(sql, kind):
     assert digest.statement_kind(sql) == kind
+
+
+def test_a_set_statement_prefix_is_taken_off_before_explain():
+    assert digest.explainable("/* r */ SET STATEMENT max_statement_time=14 FOR SELECT 1 FROM t") == "SELECT 1 FROM t"
+    assert digest.explainable("SELECT 'SET STATEMENT x=1 FOR' FROM t") == "SELECT 'SET STATEMENT x=1 FOR' FROM t"
 
 
 def test_the_plan_summary_finds_the_join_checked_for_each_record_the_scan_and_the_sort():
@@ -164,6 +171,10 @@ def test_findings_name_what_costs_and_a_statement_with_much_of_the_time_is_worth
     counted = entry("SELECT ...", 10, 1.0, 50_000, 10, 0.5, no_index_used=10, range_checks=10, tmp_disk_tables=3)
     text = " | ".join(digest.findings(counted))
     assert "10 of 10 calls used no index" in text and "10 joins re-planned" in text and "3 temporary tables went to disk" in text
+    # With a plan, the plan speaks: a UNION's result read back counts as "no index used", yet every table has its index.
+    union = digest.plan_summary({"query_block": {"union_result": {"query_specifications": [{"query_block": {"nested_loop": [
+        {"table": {"table_name": "o", "access_type": "ref", "key": "ix_orders_account", "rows": 500}}]}}]}}})
+    assert not any("used no index" in f for f in digest.findings(counted, union))
 
 
 def test_the_markdown_report_puts_what_to_act_on_first_and_says_why_a_source_is_missing():
@@ -182,3 +193,8 @@ def test_the_markdown_report_puts_what_to_act_on_first_and_says_why_a_source_is_
     assert "ANALYZE (run for real), 22.6 ms" in md and "| orders | ref | ix_orders_account | 10678 | 5521 |  |" in md
     assert "No plan: not a statement EXPLAIN takes." in md
     assert "Not read: pt-query-digest is not installed." in md
+
+
+def test_the_digest_query_reads_every_counter_the_window_uses():
+    listed = digest.PS_DIGESTS.split(" FROM ")[0].replace("SELECT ", "").split(", ")
+    assert listed[3:] == list(digest.PS_COUNTERS)

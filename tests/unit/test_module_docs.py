@@ -37,7 +37,8 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
            "stockdb_drill": "action=measure ack_log=/nowhere load_started_at=yesterday",
            "stockdb_chaos": "fault=cpu_hog confirm=true duration=601",
            "stockdb_baseline": "max_password_errors=0",
-           "stockdb_query_report": "window_s=1 top=0"}[module]
+           "stockdb_query_report": "window_s=1 top=0",
+           "stockdb_tune": "read=open_orders table=orders index=ix-bad columns=account_id"}[module]
     result = subprocess.run([str(BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
                              "-a", bad], capture_output=True, text=True, cwd=REPO,
                             env={"PATH": f"{BIN}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -49,5 +50,6 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
              "stockdb_drill": "load_started_at='yesterday'",
              "stockdb_drill_report": "meteor", "stockdb_sessions": "min_time=-1", "stockdb_chaos": "duration=601",
              "stockdb_baseline": "max_password_errors=0",
-             "stockdb_query_report": "top=0 is outside 1..50"}[module]
+             "stockdb_query_report": "top=0 is outside 1..50",
+             "stockdb_tune": "index 'ix-bad' is not a plain identifier"}[module]
     assert named in result.stdout, result.stdout
