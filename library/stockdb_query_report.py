@@ -234,7 +234,8 @@ def plan(cur, entry, analyze, timeout):
             except Exception as exc:  # noqa: BLE001 - a statement too slow to run again is still explained
                 if db.error_code(exc) != ER_STATEMENT_TIMEOUT:
                     raise
-                analyzed, entry["analyze_note"] = False, f"ANALYZE stopped after {timeout:g} s (analyze_timeout_s): EXPLAIN instead"
+                analyzed = False
+                entry["analyze_note"] = f"ANALYZE stopped after {timeout:g} s (analyze_timeout_s): EXPLAIN instead"
         if not analyzed:
             cur.execute("EXPLAIN FORMAT=JSON " + example)
         row = cur.fetchone()
