@@ -138,6 +138,25 @@ def test_mysqld_exporter_reports_the_server_up(scraped):
     assert result and all(r["value"][1] == "1" for r in result), result
 
 
+def test_the_exporter_swaps_temporary_tables_and_those_on_disk_as_the_query_dashboard_expects(host):
+    """mysqld_exporter 0.14 (Debian 12) exports SUM_CREATED_TMP_TABLES as ..._tmp_disk_tables_total and the reverse.
+
+    The query-analysis dashboard reads them swapped back; a fixed exporter fails this test, and the panel must change.
+    """
+    found = sql(host, "SELECT DIGEST FROM performance_schema.events_statements_summary_by_digest "
+                      "WHERE SCHEMA_NAME = 'stockdb' AND SUM_CREATED_TMP_TABLES > 0 AND SUM_CREATED_TMP_DISK_TABLES = 0 "
+                      "ORDER BY SUM_CREATED_TMP_TABLES DESC LIMIT 1")
+    assert found.rc == 0 and found.stdout.strip(), f"no statement of stockdb made a temporary table: {found.stderr}"
+    digest = found.stdout.strip()
+    metrics = host.run("python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9104/metrics')"
+                       ".read().decode())\"").stdout
+    values = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'^mysql_perf_schema_events_statements_(tmp_tables|tmp_disk_tables)_total\{digest="' + digest + r'".*\} (\S+)$',
+        metrics, re.MULTILINE)}
+    assert set(values) == {"tmp_tables", "tmp_disk_tables"}, f"digest {digest} is not exported: {values}"
+    assert values["tmp_disk_tables"] > 0 and values["tmp_tables"] == 0, values
+
+
 def test_every_prometheus_target_is_up(scraped):
     answer = prom_query(scraped, "up")
     jobs = {r["metric"]["job"]: r["value"][1] for r in answer}
