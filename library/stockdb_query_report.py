@@ -17,9 +17,9 @@ description:
     them, matched by the words of its text.
   - For each top statement it takes an example text (from C(events_statements_history_long), whose consumer
     it turns on for the window and restores after, or from the slow log) and gets its plan - C(ANALYZE
-    FORMAT=JSON) for a plain SELECT when O(analyze) is true (the statement runs, bounded by
-    O(analyze_timeout_s); one that takes longer is explained instead), C(EXPLAIN FORMAT=JSON) for writes
-    and locking reads (never run).
+    FORMAT=JSON) for a plain SELECT when O(analyze) is true (the statement runs again, inside a read-only
+    transaction and bounded by O(analyze_timeout_s); one that takes longer is explained instead),
+    C(EXPLAIN FORMAT=JSON) for writes and locking reads (never run).
   - Findings name what in a statement costs and why (a join without a usable index, whole-table reads,
     many rows examined for each row returned, sorts, temporary tables on disk); a statement with findings
     is worth acting on when it holds at least O(act_share) of the window's statement time.
@@ -140,6 +140,7 @@ from ansible.module_utils.stockdb.report import utc_stamp
 
 ANALYZE_PREFIX = "SET STATEMENT max_statement_time={:g} FOR ANALYZE FORMAT=JSON "
 ER_STATEMENT_TIMEOUT = 1969
+ER_READ_ONLY_TRANSACTION = 1792
 
 
 def validate(p):
@@ -229,13 +230,18 @@ def plan(cur, entry, analyze, timeout):
         if entry.get("example_schema") or entry.get("schema"):
             cur.execute(f"USE `{(entry.get('example_schema') or entry['schema']).replace('`', '``')}`")
         if analyzed:
+            # In a read-only transaction: a SELECT whose functions would write fails instead of writing (error 1792).
+            cur.execute("START TRANSACTION READ ONLY")
             try:
                 cur.execute(ANALYZE_PREFIX.format(timeout) + example)
-            except Exception as exc:  # noqa: BLE001 - a statement too slow to run again is still explained
-                if db.error_code(exc) != ER_STATEMENT_TIMEOUT:
+            except Exception as exc:  # noqa: BLE001 - a statement too slow or that writes is still explained
+                why = {ER_STATEMENT_TIMEOUT: f"ANALYZE stopped after {timeout:g} s (analyze_timeout_s)",
+                       ER_READ_ONLY_TRANSACTION: "ANALYZE refused: the statement writes"}.get(db.error_code(exc))
+                if why is None:
                     raise
-                analyzed = False
-                entry["analyze_note"] = f"ANALYZE stopped after {timeout:g} s (analyze_timeout_s): EXPLAIN instead"
+                analyzed, entry["analyze_note"] = False, why + ": EXPLAIN instead"
+            finally:
+                cur.execute("ROLLBACK")
         if not analyzed:
             cur.execute("EXPLAIN FORMAT=JSON " + example)
         row = cur.fetchone()
