@@ -229,11 +229,13 @@ def plan(cur, entry, analyze, timeout):
     try:
         if entry.get("example_schema") or entry.get("schema"):
             cur.execute(f"USE `{(entry.get('example_schema') or entry['schema']).replace('`', '``')}`")
+        row = None
         if analyzed:
             # In a read-only transaction: a SELECT whose functions would write fails instead of writing (error 1792).
             cur.execute("START TRANSACTION READ ONLY")
             try:
                 cur.execute(ANALYZE_PREFIX.format(timeout) + example)
+                row = cur.fetchone()
             except Exception as exc:  # noqa: BLE001 - a statement too slow or that writes is still explained
                 why = {ER_STATEMENT_TIMEOUT: f"ANALYZE stopped after {timeout:g} s (analyze_timeout_s)",
                        ER_READ_ONLY_TRANSACTION: "ANALYZE refused: the statement writes"}.get(db.error_code(exc))
@@ -244,7 +246,7 @@ def plan(cur, entry, analyze, timeout):
                 cur.execute("ROLLBACK")
         if not analyzed:
             cur.execute("EXPLAIN FORMAT=JSON " + example)
-        row = cur.fetchone()
+            row = cur.fetchone()
         entry["plan"] = digest.plan_summary(list(row.values())[0])
         entry["analyzed"] = analyzed
     except Exception as exc:  # noqa: BLE001 - a plan that cannot be had is reported, the others still are
