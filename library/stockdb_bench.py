@@ -63,6 +63,15 @@ options:
     description: Database of sysbench's tables (O(action=sysbench)); it must exist.
     type: str
     default: sbtest
+  phases:
+    description:
+      - The sysbench phases to run, in the order prepare, run, cleanup (O(action=sysbench)). A run on tables
+        prepared once, for example after each restart of a parameter experiment, is C([run]); the figures
+        are returned when C(run) is among them. With C(cleanup) the tables go even when the run failed.
+    type: list
+    elements: str
+    choices: [prepare, run, cleanup]
+    default: [prepare, run, cleanup]
   tables:
     description: sysbench tables (1..64).
     type: int
@@ -171,31 +180,31 @@ EXAMPLES = r"""
 RETURN = r"""
 transactions:
   description: Transactions sysbench committed (O(action=sysbench)).
-  returned: when action is sysbench
+  returned: when action is sysbench and run is among the phases
   type: int
 tps:
   description: sysbench transactions per second.
-  returned: when action is sysbench
+  returned: when action is sysbench and run is among the phases
   type: float
 p99_ms:
   description: sysbench's 99th percentile latency in milliseconds.
-  returned: when action is sysbench
+  returned: when action is sysbench and run is among the phases
   type: float
 latency_ms:
   description: sysbench's latency min, avg, max and p99 in milliseconds.
-  returned: when action is sysbench
+  returned: when action is sysbench and run is among the phases
   type: dict
 queries_per_s:
   description: sysbench queries per second.
-  returned: when action is sysbench
+  returned: when action is sysbench and run is among the phases
   type: float
 ignored_errors:
   description: Errors sysbench ignored (deadlocks it retried).
-  returned: when action is sysbench
+  returned: when action is sysbench and run is among the phases
   type: int
 report:
   description: sysbench's report of the run.
-  returned: when action is sysbench
+  returned: when action is sysbench and run is among the phases
   type: str
 count:
   description: Backups taken (O(action=backups)).
@@ -282,7 +291,7 @@ def sysbench(module, run):
         config_file = os.path.join(directory, "sysbench.cfg")
         argv = bench.sysbench_argv(module.get_bin_path("sysbench", required=True), p["workload"], p["login_unix_socket"],
                                    p["database"], p["tables"], p["table_size"], p["threads"], config_file)
-        figures = bench.run_sysbench(run, argv, p["duration"], timeout(p), config_text, config_file)
+        figures = bench.run_sysbench(run, argv, p["duration"], timeout(p), config_text, config_file, phases=p["phases"])
     finally:
         os.rmdir(directory)
     cleanup_error = figures.pop("cleanup_error")
@@ -332,6 +341,7 @@ def main():
             login_user=dict(type="str"),
             login_password=dict(type="str", no_log=True),
             database=dict(type="str", default="sbtest"),
+            phases=dict(type="list", elements="str", choices=list(bench.SYSBENCH_PHASES), default=list(bench.SYSBENCH_PHASES)),
             tables=dict(type="int", default=4),
             table_size=dict(type="int", default=100000),
             threads=dict(type="int", default=8),

@@ -105,12 +105,20 @@ def parse_sysbench(text, percentile=99):
     return figures
 
 
-def run_sysbench(run, base_argv, duration, timeout, config_text, config_file, clock=time.monotonic):
-    """prepare, run for `duration` s, cleanup (always, even after a failure); all within `timeout` s.
+SYSBENCH_PHASES = ("prepare", "run", "cleanup")
 
-    `base_argv` names `config_file`, which is written here (mode 0600) with `config_text` and removed
-    whatever happens. Returns the figures of parse_sysbench() and the run's report.
+
+def run_sysbench(run, base_argv, duration, timeout, config_text, config_file, clock=time.monotonic,
+                 phases=SYSBENCH_PHASES):
+    """The `phases` of prepare, run for `duration` s, cleanup (in that order), all within `timeout` s.
+
+    With "cleanup" among them it runs even after a failure. `base_argv` names `config_file`, which is
+    written here (mode 0600) with `config_text` and removed whatever happens. Returns the figures of
+    parse_sysbench() and the run's report (with "run" among the phases), and cleanup_error.
     """
+    unknown = [p for p in phases if p not in SYSBENCH_PHASES]
+    if unknown or not phases:
+        raise BenchError(f"phases {list(phases)} must be some of {', '.join(SYSBENCH_PHASES)}")
     deadline = clock() + timeout
     fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -122,19 +130,24 @@ def run_sysbench(run, base_argv, duration, timeout, config_text, config_file, cl
             seconds = max(at_least, deadline - clock()) if at_least else remaining(deadline, clock)
             return checked(f"sysbench {what}", argv, seconds, *run(argv, seconds))
 
-        cleanup_error = None
+        cleanup_error, figures = None, {}
         try:
-            phase("prepare", ["prepare"])
-            report = phase("run", [f"--time={int(duration)}", "--events=0", "--percentile=99", "--report-interval=0", "run"])
+            if "prepare" in phases:
+                phase("prepare", ["prepare"])
+            if "run" in phases:
+                report = phase("run", [f"--time={int(duration)}", "--events=0", "--percentile=99", "--report-interval=0",
+                                       "run"])
+                figures = dict(parse_sysbench(report), report=report)
         finally:
             # the tables go even when the run failed; a failed cleanup must not hide the run's error
-            try:
-                phase("cleanup", ["cleanup"], at_least=60)
-            except BenchError as exc:
-                cleanup_error = str(exc)
+            if "cleanup" in phases:
+                try:
+                    phase("cleanup", ["cleanup"], at_least=60)
+                except BenchError as exc:
+                    cleanup_error = str(exc)
     finally:
         os.unlink(config_file)
-    return dict(parse_sysbench(report), report=report, cleanup_error=cleanup_error)
+    return dict(figures, cleanup_error=cleanup_error)
 
 
 def private_dir():

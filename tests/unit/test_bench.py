@@ -156,6 +156,29 @@ def test_a_failed_cleanup_is_reported_not_raised(tmp_path):
     assert figures["cleanup_error"] == "sysbench cleanup: sysbench exited 1: FATAL: cleanup failed"
 
 
+@pytest.mark.parametrize("phases, calls, figures", [
+    (["prepare"], ["prepare"], False),
+    (["run"], ["run"], True),
+    (["cleanup"], ["cleanup"], False),
+    (["cleanup", "prepare"], ["prepare", "cleanup"], False)])
+def test_the_phases_asked_for_run_in_their_order(tmp_path, phases, calls, figures):
+    config = str(tmp_path / "sysbench.cfg")
+    fake = FakeSysbench(config)
+    out = bench.run_sysbench(fake, ["sysbench"], 10, 600, "x", config, clock=FakeClock(), phases=phases)
+    assert [c[0] for c in fake.calls] == calls
+    assert ("tps" in out) is figures and out["cleanup_error"] is None
+    assert not os.path.exists(config)
+
+
+@pytest.mark.parametrize("phases", [[], ["warmup"], ["run", "drop"]])
+def test_unknown_phases_are_refused_before_anything_runs(tmp_path, phases):
+    config = str(tmp_path / "sysbench.cfg")
+    fake = FakeSysbench(config)
+    with pytest.raises(BenchError, match="must be some of prepare, run, cleanup"):
+        bench.run_sysbench(fake, ["sysbench"], 10, 600, "x", config, clock=FakeClock(), phases=phases)
+    assert fake.calls == [] and not os.path.exists(config)
+
+
 def test_bounded_commands_run_under_coreutils_timeout():
     assert bench.bounded("/usr/bin/timeout", ["sysbench", "run"], 70.2) == [
         "/usr/bin/timeout", "--kill-after=10", "71", "sysbench", "run"]

@@ -38,7 +38,8 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
            "stockdb_chaos": "fault=cpu_hog confirm=true duration=601",
            "stockdb_baseline": "max_password_errors=0",
            "stockdb_query_report": "window_s=1 top=0",
-           "stockdb_tune": "read=open_orders table=orders index=ix-bad columns=account_id"}[module]
+           "stockdb_tune": "read=open_orders table=orders index=ix-bad columns=account_id",
+           "stockdb_experiment": "action=plan param=Bad-Name values=1"}[module]
     result = subprocess.run([str(BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
                              "-a", bad], capture_output=True, text=True, cwd=REPO,
                             env={"PATH": f"{BIN}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -51,5 +52,6 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
              "stockdb_drill_report": "meteor", "stockdb_sessions": "min_time=-1", "stockdb_chaos": "duration=601",
              "stockdb_baseline": "max_password_errors=0",
              "stockdb_query_report": "top=0 is outside 1..50",
-             "stockdb_tune": "index 'ix-bad' is not a plain identifier"}[module]
+             "stockdb_tune": "index 'ix-bad' is not a plain identifier",
+             "stockdb_experiment": "'Bad-Name' is not a server variable name"}[module]
     assert named in result.stdout, result.stdout
