@@ -244,7 +244,7 @@ def markdown(meta, summary):
              f"{meta.get('started_at', '')} · {what} · {meta['clients']} clients · {meta['duration_s']} s per run"
              f" after {meta['warmup_s']} s of warm-up · {meta['rounds']} rounds · the server restarted before each run",
              "", "Each cell is min / median / max over the rounds. Ratios are to the first value, taken in the same "
-             "round (the values of a round run one after the other).", ""]
+             "round (the values of a round run one after the other, even rounds in reverse order).", ""]
     metrics = _metrics(workload)
     head = ["value", "configuration", "throughput ratio", "p99 ratio"] + [f"{h} ({u})" for _, h, u, _, _ in metrics]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

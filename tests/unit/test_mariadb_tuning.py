@@ -103,3 +103,19 @@ def test_remote_accounts_are_blocked_after_ten_wrong_passwords(role_vars):
     lockout = "max_password_errors"
     assert int(_rendered(role_vars)[1][lockout]) == 10
     assert int(_rendered(role_vars, mariadb_max_password_errors=5)[1][lockout]) == 5
+
+
+@pytest.mark.parametrize(("memory_mb", "worst_mb"), [
+    # 768 + 32 + 8 + 128 + 24 + 100 x 18.9: the floor of 100 connections weighs most on a small host.
+    (1536, 2850),
+    # 12288 + 32 + 8 + 128 + 256 + 448 x 18.9
+    (16384, 21179),
+    (65536, 68476)])
+def test_the_worst_case_memory_is_computed_and_said_in_the_file(role_vars, memory_mb, worst_mb):
+    v = tuned(role_vars, memory_mb)
+    assert int(v["_mariadb_worst_case_mb"]) == worst_mb
+    text = v.render(TEMPLATE)
+    assert f"is {worst_mb} MiB: {round(worst_mb / memory_mb, 1)}x the memory planned" in text
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read_string(text)
+    assert parser["mysqld"]["max_allowed_packet"] == "16M" and parser["mysqld"]["key_buffer_size"] == "8M"
