@@ -1,6 +1,6 @@
-"""Security the mariadb role sets up, on a live host: TLS, the password policy for people's accounts, and the
-audit trail (server_audit) - what it records, what it leaves out, who can read it, and that Prometheus sees it
-stop.
+"""Security the mariadb role sets up, on a live host: TLS, the password policy for people's accounts,
+encryption at rest (nothing of a customer's in clear on disk), and the audit trail (server_audit) - what it
+records, what it leaves out, who can read it, and that Prometheus sees it stop.
 
 Each test finds its own records by something only it made (a connection id, a generated name), so the tests
 hold on a host that has traded for hours; accounts and databases they make are dropped again.
@@ -98,6 +98,54 @@ def test_a_strong_password_is_accepted_but_not_reused(host, person):
     assert again.rc != 0, "the account could take back a password it used before"
     login = host.run(f"mariadb -u {person} -p'{second}' -e 'SELECT CURRENT_USER()'")
     assert login.rc == 0 and person in login.stdout, login.stderr
+
+
+def test_the_key_plugin_encrypts_tables_redo_log_temporary_files_and_binlogs(host):
+    rows = sql(host, "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'FILE_KEY_MANAGEMENT'")
+    assert rows.stdout.split() == ["ACTIVE"], rows.stdout + rows.stderr
+    for name in ("innodb_encrypt_log", "innodb_encrypt_temporary_tables", "encrypt_tmp_files", "encrypt_binlog"):
+        assert variable(host, name) == "1", f"{name} is off"
+    assert variable(host, "innodb_encrypt_tables") in ("ON", "FORCE")
+    keys = host.file(variable(host, "file_key_management_filename"))
+    assert (keys.user, keys.group, keys.mode) == ("root", "mysql", 0o640)
+
+
+def test_every_table_of_the_trading_schema_is_encrypted(host):
+    """Each InnoDB tablespace of the schema, by what InnoDB says of its pages (background threads
+    encrypt what was written before encryption was on, so a host that just turned it on may wait)."""
+    def clear():
+        rows = sql(host, "SELECT t.NAME FROM information_schema.INNODB_SYS_TABLESPACES t "
+                         "LEFT JOIN information_schema.INNODB_TABLESPACES_ENCRYPTION e ON e.SPACE = t.SPACE "
+                         "WHERE t.NAME LIKE 'stockdb/%' AND (e.ENCRYPTION_SCHEME IS NULL OR e.ENCRYPTION_SCHEME = 0 "
+                         "OR e.KEY_ROTATION_PAGE_NUMBER IS NOT NULL)")
+        assert rows.rc == 0, rows.stderr
+        return rows.stdout.split()
+    tables = sql(host, "SELECT COUNT(*) FROM information_schema.INNODB_SYS_TABLESPACES WHERE NAME LIKE 'stockdb/%'")
+    assert int(tables.stdout) >= 5, "the trading schema has no tables here"
+    wait_for(lambda: not clear(), 120, 2, what=f"the tablespaces {clear()} to be encrypted")
+
+
+def test_no_customer_data_is_on_disk_in_clear(host):
+    """A seeded customer's e-mail address in the schema's table files and the redo log, and a marker just
+    committed (in the redo log and the binlog at once, durably) anywhere in the datadir: grep finds neither."""
+    email = sql(host, "SELECT email FROM stockdb.users ORDER BY user_id LIMIT 1").stdout.strip()
+    assert "@" in email, "no seeded customer to look for"
+    datadir = variable(host, "datadir").rstrip("/")
+    marker = f"stockdb-probe-{secrets.token_hex(8)}@example.invalid"
+    probe = f"stockdb_probe_{secrets.token_hex(4)}"
+    try:
+        made = sql(host, f"CREATE DATABASE {probe}; CREATE TABLE {probe}.t (email VARCHAR(80)) ENGINE=InnoDB; "
+                         f"INSERT INTO {probe}.t VALUES ('{marker}')")
+        assert made.rc == 0, made.stderr
+        # the marker is where this grep looks: the committed row is in the binlog and the redo log
+        assert sql(host, f"SELECT COUNT(*) FROM {probe}.t WHERE email = '{marker}'").stdout.strip() == "1"
+        assert host.file(f"{datadir}/ib_logfile0").exists
+        found = host.run(f"grep -rlaF -e '{marker}' {datadir}")
+        assert found.rc == 1 and not found.stdout, f"the marker is in clear in: {found.stdout}{found.stderr}"
+        found = host.run(f"grep -laF -e '{email}' {datadir}/stockdb/*.ibd {datadir}/ib_logfile0")
+        assert found.rc == 1 and not found.stdout, f"{email} is in clear in: {found.stdout}{found.stderr}"
+    finally:
+        sql(host, f"DROP DATABASE IF EXISTS {probe}")
 
 
 def test_the_audit_trail_is_logging_to_a_file(host):

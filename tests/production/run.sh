@@ -125,7 +125,7 @@ mapfile -t keys < <(sed -n 's/^\(vault_[a-z0-9_]*\):.*/\1/p' "$vault")
 [ "${#keys[@]}" -gt 0 ] || fail "no vault_* variable in ${examples[0]}"
 (umask 077; : >"$work/secrets")
 for k in "${keys[@]}"; do
-  value=$(openssl rand -hex 24)
+  value=$(openssl rand -hex 32)  # 64 hex digits: a password, or a 256-bit key
   echo "$value" >>"$work/secrets"
   sed -i "s|^$k:.*|$k: \"$value\"|" "$vault"
 done

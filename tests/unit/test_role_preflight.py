@@ -7,6 +7,7 @@
 - Directories that root's jobs write into are not writable by the project's unprivileged account.
 """
 
+import json
 import re
 import shutil
 import stat
@@ -26,7 +27,7 @@ def play(tmp_path, role, extra_vars):
     playbook.write_text(f"- hosts: localhost\n  gather_facts: true\n  roles:\n    - role: {role}\n")
     args = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
     for key, value in extra_vars.items():
-        args += ["-e", f"{key}={value}"]
+        args += ["-e", json.dumps({key: value}) if isinstance(value, dict) else f"{key}={value}"]
     return subprocess.run(args, capture_output=True, text=True, cwd=REPO,
                           env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path),
                                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(REPO / "roles")})
@@ -56,6 +57,16 @@ MARIADB_SECRETS = {f"mariadb_{name}_password": "x" * 16 for name in ("admin", "a
      "mariadb_extra_port=3306 must be 0 (off) or a TCP port other than mariadb_port=3306"),
     ("mariadb", {**MARIADB_SECRETS, "mariadb_report_max_statement_time": "0"},
      "mariadb_report_max_statement_time=0 and"),
+    ("mariadb", MARIADB_SECRETS, "mariadb_encryption is on, so mariadb_encryption_keys must map key ids"),
+    ("mariadb", {**MARIADB_SECRETS, "mariadb_encryption_keys": {"2": "ab" * 32}, "mariadb_encryption_key_id": "2"},
+     "64 hexadecimal digits, key 1 among them"),
+    ("mariadb", {**MARIADB_SECRETS, "mariadb_encryption_keys": {"1": "ab" * 31}}, "mariadb_encryption is on, so"),
+    ("mariadb", {**MARIADB_SECRETS, "mariadb_encryption_keys": {"1": "ab" * 32}, "mariadb_encryption_key_id": "3"},
+     "mariadb_encryption_key_id=3 must be one of the ids"),
+    # valid keys (either case of hex digits) pass on to the next check
+    ("mariadb", {**MARIADB_SECRETS, "mariadb_encryption_keys": {"1": "AB" * 32, "2": "cd" * 32},
+                 "mariadb_encryption_key_id": "2"},
+     "TLS (mariadb_tls) needs either mariadb_tls_cert"),
     ("mysqld_exporter", {}, "mysqld_exporter_password is not set (playbooks/site_database.yml passes mariadb_exporter_password)"),
     ("alertmanager", {"alertmanager_basic_auth_username": "prometheus"},
      "alertmanager_basic_auth_username and alertmanager_basic_auth_password go together"),
