@@ -153,22 +153,37 @@ def test_verification_passes_and_exports_its_metrics(host, drill):
     assert not host.file(f"/var/lib/stockdb-verify/{report['backup']}").exists, "scratch left behind"
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "remove"])
-def test_verification_catches_a_damaged_backup_naming_the_file(host, drill, damage):
+FORGE = """import hashlib, json, sys
+path, rel = sys.argv[1], sys.argv[2]
+manifest = json.load(open(path + "/manifest.json"))
+data = open(path + "/" + rel, "rb").read()
+manifest["files"][rel] = dict(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+json.dump(manifest, open(path + "/manifest.json", "w"))
+"""
+
+
+@pytest.mark.parametrize(("damage", "named"), [("corrupt", "corrupted"), ("remove", "missing"), ("forge", "tampered")])
+def test_verification_catches_a_damaged_backup_naming_the_file(host, drill, damage, named):
+    """A byte changed, a file removed, or a file changed with the manifest's hash changed to match (what a
+    forger without the key would do): the first two fail the file hashes, the third the manifest's seal."""
     taken = json.loads(host.check_output("stockdb-ops backup"))["backup"]
-    target = f"{BACKUPS}/{taken}/data/stockdb/orders.ibd.zst.enc"
-    if damage == "corrupt":
-        host.check_output(f"printf 'X' | dd of={target} bs=1 seek=100 conv=notrunc status=none")
-    else:
+    rel = "data/stockdb/orders.ibd.zst.enc"
+    target = f"{BACKUPS}/{taken}/{rel}"
+    if damage == "remove":
         host.check_output(f"rm {target}")
+    else:
+        host.check_output(f"printf 'X' | dd of={target} bs=1 seek=100 conv=notrunc status=none")
+    if damage == "forge":
+        host.check_output(f"python3 -c {shlex.quote(FORGE)} {BACKUPS}/{taken} {rel}")
     result = ops(host, f"verify --backup {taken}")
     assert result.rc == 1
     problems = json.loads(result.stdout)["problems"]
-    assert any("data/stockdb/orders.ibd.zst.enc" in p and ("corrupted" if damage == "corrupt" else "missing") in p
-               for p in problems), problems
+    assert any((rel if damage != "forge" else taken) in p and named in p for p in problems), problems
+    if damage == "forge":
+        assert not any(rel in p for p in problems), f"the forgery passes the file hashes, only the seal sees it: {problems}"
     assert metric(host, "stockdb_backup_verify_last_status", "stockdb_backup_verify") == 0
     last_alert = host.file(ALERTS).content_string.strip().splitlines()[-1]
-    assert "FIRING critical StockdbBackupVerifyFailed" in last_alert and "orders.ibd.zst.enc" in last_alert
+    assert "FIRING critical StockdbBackupVerifyFailed" in last_alert and named in last_alert
     host.check_output(f"rm -r {BACKUPS}/{taken}")
     assert ops(host, "verify").rc == 0
     assert "RESOLVED critical StockdbBackupVerifyFailed" in host.file(ALERTS).content_string.strip().splitlines()[-1]

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pytest
 from conftest import REPO
 from stockdb import report
-from stockdb.ops import OpsError, archive, backup, catalogue, host, integrity, jobs, mariabackup, restore
+from stockdb.ops import OpsError, archive, backup, catalogue, host, integrity, jobs, mariabackup, packing, restore
 from stockdb.ops import settings as ops_settings
 
 
@@ -107,6 +107,47 @@ def test_check_files_names_corrupted_missing_resized_and_extra_files(settings):
     assert "20261124T030000Z-full/stray: not in the manifest" in problems
     os.unlink(data)
     assert "20261124T030000Z-full/data/ibdata1.zst: missing" in integrity.check_files(backup)
+
+
+def test_a_sealed_backup_passes_and_any_change_to_its_manifest_breaks_the_seal(settings, tmp_path):
+    key = tmp_path / "backup.key"
+    key.write_text("k" * 48)
+    sealed = dict(settings, encrypt_key_file=str(key))
+    backup = make_backup(settings, "20261124T030000Z-full", "2026-11-24T03:00:01Z")
+    backup.update(encrypted=True, key_fingerprint=integrity.sha256_file(str(key))[:16])
+    packing.seal(sealed, backup)
+    assert backup["seal"].startswith("hmac-sha256:")
+    assert packing.check_seal(sealed, backup) == []
+    # a file changed and its hash in the manifest changed to match: the file check passes, the seal does not
+    forged = json.loads(json.dumps(backup))
+    forged["files"]["data/ibdata1.zst"]["sha256"] = "0" * 64
+    assert "tampered" in packing.check_seal(sealed, forged)[0]
+    # the seal removed, or the backup passed off as unencrypted: where backups are encrypted, refused all the same
+    for downgrade in ({k: v for k, v in backup.items() if k != "seal"},
+                      {**{k: v for k, v in backup.items() if k != "seal"}, "encrypted": False}):
+        assert "not sealed" in packing.check_seal(sealed, downgrade)[0]
+    # another key: the seal cannot be checked, and says so
+    other = tmp_path / "other.key"
+    other.write_text("o" * 48)
+    assert "not the key" in packing.check_seal(dict(settings, encrypt_key_file=str(other)), backup)[0]
+    # without a key an encrypted backup is named, an unencrypted one has nothing to check
+    assert "set encrypt_key_file" in packing.check_seal(settings, backup)[0]
+    assert packing.check_seal(settings, dict(backup, encrypted=False)) == []
+
+
+def test_a_restore_refuses_a_forged_backup_before_it_touches_anything(settings, tmp_path, monkeypatch):
+    key = tmp_path / "backup.key"
+    key.write_text("k" * 48)
+    sealed = dict(settings, encrypt_key_file=str(key))
+    backup = make_backup(settings, "20261124T030000Z-full", "2026-11-24T03:00:01Z")
+    backup.update(encrypted=True)
+    packing.seal(sealed, backup)
+    backup["binlog"]["gtid"] = "0-1-99"  # changed after sealing
+    monkeypatch.setattr(restore, "plan", lambda *a, **k: dict(_chain=[backup], backup=backup["name"],
+                                                              replaced_live_datadir=False, datadir="/nonexistent"))
+    monkeypatch.setattr(restore, "execute", lambda *a, **k: pytest.fail("the restore ran on a forged backup"))
+    with pytest.raises(OpsError, match="tampered"):
+        restore.restore(sealed, backup["name"], None, confirm=True)
 
 
 def test_compare_checksums_names_tables():

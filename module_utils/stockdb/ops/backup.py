@@ -114,5 +114,6 @@ def _write(settings, p):
     )
     manifest["files"] = integrity.file_inventory(work)
     manifest["size_bytes"] = sum(f["size"] for f in manifest["files"].values())
+    packing.seal(settings, manifest)
     report.atomic_write(os.path.join(work, "manifest.json"), json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest

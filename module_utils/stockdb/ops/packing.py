@@ -1,5 +1,9 @@
-"""Packing a backup's files: zstd compression and openssl encryption, each file on its own, and back."""
+"""Packing a backup's files: zstd compression and openssl encryption, each file on its own, and back; the
+seal that makes an encrypted backup's manifest (and through its hashes, every file) tamper-evident."""
 
+import hashlib
+import hmac
+import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -8,6 +12,8 @@ from . import OpsError, host, integrity
 
 # PBKDF2 rounds for openssl's per-file key derivation (the key file is a long random secret).
 ENCRYPTION_ITERATIONS = 10000
+# The seal's key is derived from the backup key with this context, apart from the encryption's.
+SEAL_CONTEXT = b"stockdb backup manifest seal v1\0"
 
 
 def openssl_files(root, key_file, iterations, decrypt, workers):
@@ -74,3 +80,36 @@ def unpack(settings, manifest, target, staging):
     else:
         shutil.copytree(source, target)
     return target
+
+
+def _seal_of(key_file, manifest):
+    with open(key_file, "rb") as handle:
+        key = hashlib.sha256(SEAL_CONTEXT + handle.read()).digest()
+    text = json.dumps({k: v for k, v in manifest.items() if k not in ("seal", "path")}, sort_keys=True,
+                      separators=(",", ":")).encode()
+    return "hmac-sha256:" + hmac.new(key, text, hashlib.sha256).hexdigest()
+
+
+def seal(settings, manifest):
+    """Add the seal to a manifest when backups are encrypted: an HMAC-SHA256 of the whole manifest under a key
+    derived from the backup key. The manifest holds every file's SHA-256, so whoever changes a file, or the
+    manifest to match it, and has not the key, breaks the seal (AES-CBC alone detects neither)."""
+    if settings["encrypt_key_file"]:
+        manifest["seal"] = _seal_of(settings["encrypt_key_file"], manifest)
+    return manifest
+
+
+def check_seal(settings, manifest):
+    """Problems with a backup's seal. Where backups are encrypted (encrypt_key_file set), every backup must carry
+    the seal of this key: an unsealed one - encrypted or not - cannot be told from one forged or swapped in."""
+    name = manifest["name"]
+    if not settings["encrypt_key_file"]:
+        return [f"{name}: encrypted; set encrypt_key_file to check its seal"] if manifest.get("encrypted") else []
+    found = manifest.get("seal")
+    if not found:
+        return [f"{name}: not sealed, so it cannot be told from a forged backup (taken before sealing, or its "
+                "seal removed): take a new full backup"]
+    if not hmac.compare_digest(str(found), _seal_of(settings["encrypt_key_file"], manifest)):
+        return [f"{name}: the seal does not match the manifest: changed after the backup was taken (tampered), or "
+                f"encrypt_key_file is not the key it was taken with"]
+    return []

@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from .. import report
-from . import OpsError, archive, catalogue, connection, host, integrity, mariabackup, replay, rto, scratch
+from . import OpsError, archive, catalogue, connection, host, integrity, mariabackup, packing, replay, rto, scratch
 
 
 def plan(settings, name=None, restore_to=None):
@@ -43,7 +43,7 @@ def restore(settings, name=None, restore_to=None, confirm=False, ack_log=None, a
             return dict(_public(p), refused=refusal if p["replaced_live_datadir"] and not confirm else None)
         if p["replaced_live_datadir"] and not confirm:
             raise OpsError(refusal)
-        problems = [problem for m in p["_chain"] for problem in integrity.check_files(m)]
+        problems = [problem for m in p["_chain"] for problem in packing.check_seal(settings, m) + integrity.check_files(m)]
         if problems:
             raise OpsError(f"backup {p['backup']} fails its manifest, nothing changed: " + "; ".join(problems))
         result = execute(settings, p)

@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 
-from . import archive, catalogue, connection, host, integrity, mariabackup, replay, rto, scratch
+from . import archive, catalogue, connection, host, integrity, mariabackup, packing, replay, rto, scratch
 
 
 def verify(settings, name=None):
@@ -18,7 +18,7 @@ def verify(settings, name=None):
     chain = catalogue.chain_of(settings, manifest)
     result = dict(backup=manifest["name"], chain=[m["name"] for m in chain], problems=[])
     for member in chain:
-        result["problems"].extend(integrity.check_files(member))
+        result["problems"].extend(packing.check_seal(settings, member) + integrity.check_files(member))
     if result["problems"]:
         return result
     os.makedirs(settings["verify_dir"], mode=0o750, exist_ok=True)
