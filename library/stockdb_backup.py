@@ -1,10 +1,10 @@
 #!/usr/bin/python
-"""Ansible module stockdb_backup: physical hot backups with a manifest, and their verification."""
+"""Ansible module stockdb_backup: physical hot backups with a manifest, their verification, and masked dumps."""
 
 DOCUMENTATION = r"""
 ---
 module: stockdb_backup
-short_description: Take, list or verify stockdb backups (mariabackup, manifest, binlog archive)
+short_description: Take, list or verify stockdb backups (mariabackup, manifest, binlog archive), or dump one masked
 description:
   - O(action=backup) takes a physical hot backup with mariabackup while the server keeps trading,
     full or incremental (on the newest backup of the current binlog timeline), optionally with a
@@ -19,13 +19,18 @@ description:
     checksum point, compares every table's checksum, runs the trading invariants, records the
     restore time and writes metrics; it fails naming the corrupted or missing file or the table
     that differs. The scratch instance and files are removed in every case.
+  - O(action=dump) writes a logical dump (mariadb-dump) of the trading database as of a backup (or O(backup))
+    to O(dest) on the host, for test environments. The backup's seal and files are checked, it is restored
+    into a scratch mariadbd, customers' names and e-mail addresses are masked there (O(mask)), and the dump is
+    written (mode 0600) and renamed into place only when complete. The live server is not touched; the
+    scratch copy is removed in every case. Refuses a O(dest) that exists.
   - O(action=list) returns the manifests of the kept backups. Nothing changes.
   - The same code runs from the systemd timers (C(stockdb-ops), installed by the backup role).
 options:
   action:
     description: What to do.
     type: str
-    choices: [backup, verify, list]
+    choices: [backup, verify, dump, list]
     default: backup
   type:
     description: Backup type for O(action=backup).
@@ -33,8 +38,17 @@ options:
     choices: [full, incremental]
     default: full
   backup:
-    description: Backup name to verify (C(YYYYMMDDTHHMMSSZ-full)); default the newest.
+    description: Backup name to verify or dump (C(YYYYMMDDTHHMMSSZ-full)); default the newest.
     type: str
+  dest:
+    description: The dump file on the host for O(action=dump) (an absolute path that does not exist yet).
+    type: path
+  mask:
+    description:
+      - Mask the personal data in the dump of O(action=dump) (C(users.name), C(users.email)), with the masks of
+        the reporting views. C(false) keeps them - never for a test environment.
+    type: bool
+    default: true
   logical_dump:
     description: Also write a logical dump (mariadb-dump) of the trading database; default from O(config).
     type: bool
@@ -51,6 +65,11 @@ EXAMPLES = r"""
 - name: Prove the newest backup restores and matches its manifest
   stockdb_backup:
     action: verify
+
+- name: A dump of the newest backup for a test environment, customers' data masked
+  stockdb_backup:
+    action: dump
+    dest: /var/lib/stockdb/dumps/stockdb-masked.sql
 """
 
 RETURN = r"""
@@ -66,6 +85,10 @@ verify:
   description: Backup, chain, restore and replay seconds, tables compared, invariants, problems (empty = passed).
   returned: when action is verify
   type: dict
+dump:
+  description: Backup dumped, its consistent_at, output path, bytes, tables, and the columns masked per table.
+  returned: when action is dump
+  type: dict
 backups:
   description: Kept backups, oldest first (name, type, timeline, consistent_at, size_bytes, binlog, chain).
   returned: always
@@ -73,7 +96,7 @@ backups:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.stockdb.ops import OpsError, catalogue, jobs, settings
+from ansible.module_utils.stockdb.ops import OpsError, catalogue, dump, jobs, settings
 
 SUMMARY = ("name", "type", "timeline", "consistent_at", "size_bytes", "binlog", "chain")
 
@@ -81,15 +104,18 @@ SUMMARY = ("name", "type", "timeline", "consistent_at", "size_bytes", "binlog", 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            action=dict(type="str", choices=["backup", "verify", "list"], default="backup"),
+            action=dict(type="str", choices=["backup", "verify", "dump", "list"], default="backup"),
             type=dict(type="str", choices=list(catalogue.KINDS), default="full"),
             backup=dict(type="str"),
             logical_dump=dict(type="bool"),
+            dest=dict(type="path"),
+            mask=dict(type="bool", default=True),
             config=dict(type="path", default=settings.CONFIG),
             backup_dir=dict(type="path"),
             encrypt_key_file=dict(type="path", no_log=False),
         ),
         supports_check_mode=True,
+        required_if=[("action", "dump", ("dest",))],
     )
     p = module.params
     if p["backup"] and not catalogue.BACKUP_NAME.match(p["backup"]):
@@ -98,12 +124,14 @@ def main():
         s = settings.load(p["config"], dict(backup_dir=p["backup_dir"], encrypt_key_file=p["encrypt_key_file"],
                                             logical_dump=p["logical_dump"]))
         # check mode: a backup would always add one; a verification changes no data
-        result = dict(changed=p["action"] == "backup")
+        result = dict(changed=p["action"] in ("backup", "dump"))
         if p["action"] == "backup" and not module.check_mode:
             manifest, pruned = jobs.backup_job(s, p["type"])
             result.update(backup={k: v for k, v in manifest.items() if k != "files"}, pruned=pruned)
         elif p["action"] == "verify" and not module.check_mode:
             result["verify"] = jobs.verify_job(s, p["backup"])
+        elif p["action"] == "dump" and not module.check_mode:
+            result["dump"] = dump.dump(s, p["dest"], p["backup"], mask=p["mask"])
         result["backups"] = [{k: b[k] for k in SUMMARY} for b in catalogue.list_backups(s)]
     except OpsError as exc:
         module.fail_json(msg=str(exc))

@@ -28,6 +28,15 @@ options:
   target_version:
     description: Apply migrations up to and including this version only. Default is all.
     type: int
+  report_views:
+    description:
+      - After the migrations, keep the reporting views in line with the tables - in the database
+        C(<database>_report), one view per table with every column, the personal ones (C(users.name),
+        C(users.email)) masked; a view whose table is gone is dropped. The mariadb role grants the reporting
+        account SELECT on that database only, so it never reads the tables themselves. Views are made again
+        only when a table's columns changed or a personal column would show unmasked.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - stockdb_connection
 author: stockdb
@@ -67,6 +76,11 @@ version:
   returned: always
   type: int
   sample: 2
+report_views:
+  description: The statements that brought the reporting views in line (or would), empty when they were.
+  returned: always
+  type: list
+  elements: str
 pending:
   description: Versions still to apply after this run (non-empty only in check mode or with target_version).
   returned: always
@@ -77,7 +91,7 @@ pending:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.stockdb import db, migrations
+from ansible.module_utils.stockdb import db, migrations, privacy
 
 
 def read_applied(cursor):
@@ -89,6 +103,18 @@ def history_table_exists(cursor, database):
     cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
                    (database, "schema_migrations"))
     return cursor.fetchone()[0] == 1
+
+
+def report_views(cursor, database, check_mode):
+    """Bring the reporting views (privacy.report_database) in line with the tables; returns the statements run
+    (or that would be). In check mode they are computed from the tables as they are before pending migrations."""
+    report_db = privacy.report_database(database)
+    statements = privacy.view_statements(database, privacy.columns(cursor, database),
+                                         privacy.columns(cursor, report_db, "VIEW"), privacy.definitions(cursor, report_db))
+    if not check_mode:
+        for statement in statements:
+            cursor.execute(statement)
+    return statements
 
 
 def apply_migration(cursor, migration):
@@ -143,22 +169,25 @@ def run(module):
                               statements=len(m.statements()), execution_ms=0) for m in pending],
                 version=before,
                 pending=[m.version for m in pending],
+                report_views=[],
                 diff=dict(before=f"schema version {before}\n",
                           after=f"schema version {pending[-1].version if pending else before}\n"),
             )
-            if module.check_mode or not pending:
-                module.exit_json(**result)
-
-            if not has_history:
-                cursor.execute(migrations.HISTORY_TABLE_DDL)
-            done = []
-            for migration in pending:
-                try:
-                    done.append(apply_migration(cursor, migration))
-                except migrations.MigrationError as exc:
-                    module.fail_json(msg=str(exc), applied=done,
-                                     version=done[-1]["version"] if done else before)
-            result.update(applied=done, version=done[-1]["version"], pending=[])
+            if pending and not module.check_mode:
+                if not has_history:
+                    cursor.execute(migrations.HISTORY_TABLE_DDL)
+                done = []
+                for migration in pending:
+                    try:
+                        done.append(apply_migration(cursor, migration))
+                    except migrations.MigrationError as exc:
+                        module.fail_json(msg=str(exc), applied=done,
+                                         version=done[-1]["version"] if done else before)
+                result.update(applied=done, version=done[-1]["version"], pending=[])
+            if params["report_views"]:
+                views = report_views(cursor, params["database"], module.check_mode)
+                result.update(report_views=views, statements=result["statements"] + views,
+                              changed=result["changed"] or bool(views))
             module.exit_json(**result)
     finally:
         conn.close()
@@ -170,6 +199,7 @@ def main():
         migrations=dict(type="dict"),
         migrations_dir=dict(type="path"),
         target_version=dict(type="int"),
+        report_views=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[("migrations", "migrations_dir")],

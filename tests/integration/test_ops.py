@@ -142,6 +142,31 @@ def test_the_logical_dump_holds_the_order_engine(host, drill):
     assert int(text) >= 2
 
 
+def test_a_dump_for_test_environments_holds_no_customer_name_or_e_mail(host, drill):
+    """The masked dump of the newest backup: every customer's row is there, none of their names or addresses
+    (each looked for in the dump as written); the same dump unmasked holds them, so the search is a real one."""
+    work = "/var/lib/stockdb/dump-test"
+    host.check_output(f"rm -rf {work} && mkdir -m 700 {work}")
+    try:
+        host.check_output(f"mariadb -N -e 'SELECT name FROM stockdb.users; SELECT email FROM stockdb.users' > {work}/people")
+        people = host.file(f"{work}/people").content_string.split("\n")
+        assert len([p for p in people if "@" in p]) >= 10, "no customers to look for"
+        result = json.loads(host.check_output(f"stockdb-ops dump --output {work}/masked.sql"))
+        assert result["masked"] == {"users": ["email", "name"]} and result["tables"] >= 9
+        dump = host.file(f"{work}/masked.sql")
+        assert dump.mode == 0o600 and "CREATE TABLE `users`" in dump.content_string
+        assert dump.content_string.count("@masked.invalid") >= len([p for p in people if "@" in p])
+        found = host.run(f"grep -cFf {work}/people {work}/masked.sql")
+        assert found.stdout.strip() == "0", f"customers' data in the masked dump: {found.stdout}"
+        host.check_output(f"stockdb-ops dump --no-mask --output {work}/unmasked.sql")
+        assert int(host.check_output(f"grep -cFf {work}/people {work}/unmasked.sql")) > 0
+        refused = ops(host, f"dump --output {work}/masked.sql")
+        assert refused.rc == 1 and "exists" in refused.stderr
+        assert not host.file(f"/var/lib/stockdb-verify/dump-{result['backup']}").exists, "scratch copy left behind"
+    finally:
+        host.run(f"rm -rf {work}")
+
+
 def test_verification_passes_and_exports_its_metrics(host, drill):
     result = ops(host, "verify")
     assert result.rc == 0, result.stdout + result.stderr

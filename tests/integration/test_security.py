@@ -180,10 +180,30 @@ def test_grants_accounts_and_ddl_are_recorded_with_who_ran_them(host, audit_log)
 
 
 def test_a_read_of_personal_data_by_the_reporting_account_is_recorded(host, audit_log):
-    session = connection_id(host, REPORT, "SELECT COUNT(email) FROM stockdb.users")
+    session = connection_id(host, REPORT, "SELECT COUNT(email) FROM stockdb_report.users")
     found = wait_for(lambda: [r for r in audit_log(f",{session},") if r[2] == "stockdb_report"], 10, 0.5,
                      what="the reporting account's records")
+    # through the masked view, the trail names the table underneath
     assert ["READ", "stockdb", "users"] in [r[6:9] for r in found], found
+
+
+def test_the_reporting_account_reads_every_table_through_views_with_customers_masked(host):
+    tables = sql(host, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'stockdb' "
+                       "AND TABLE_TYPE = 'BASE TABLE'").stdout.strip()
+    views = sql(host, "SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'stockdb_report'").stdout.strip()
+    assert int(tables) >= 5 and views == tables
+    rows = sql(host, "SELECT user_id, name, email FROM stockdb_report.users ORDER BY user_id LIMIT 3", REPORT)
+    assert rows.rc == 0, rows.stderr
+    for line in rows.stdout.splitlines():
+        user_id, name, email = line.split("\t")
+        assert (name, email) == (f"customer {user_id}", f"user{user_id}@masked.invalid")
+    assert sql(host, "SELECT COUNT(*) FROM stockdb_report.orders", REPORT).rc == 0
+
+
+@pytest.mark.parametrize("defaults_file", [REPORT, "/etc/stockdb/backup.cnf", "/etc/stockdb/exporter.cnf"])
+def test_the_reporting_backup_and_exporter_accounts_cannot_read_customers(host, defaults_file):
+    denied = sql(host, "SELECT email FROM stockdb.users LIMIT 1", defaults_file)
+    assert denied.rc != 0 and "denied" in denied.stderr, denied.stdout + denied.stderr
 
 
 def test_the_application_is_recorded_logging_in_but_not_its_order_flow(host, audit_log):

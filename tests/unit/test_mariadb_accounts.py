@@ -33,6 +33,12 @@ def test_by_default_no_chaos_or_reporting_account_and_an_admin_on_the_extra_port
     assert absent == {("stockdb_chaos", "localhost"), ("stockdb_report", "localhost")}
 
 
+def test_the_backup_and_exporter_accounts_select_nothing_of_the_trading_schema(role_vars):
+    _, present, _ = accounts(role_vars)
+    for user in ("stockdb_backup", "stockdb_exporter"):
+        assert "stockdb" not in present[(user, "localhost")]["priv"], present[(user, "localhost")]["priv"]
+
+
 def test_chaos_account_reads_and_updates_the_schema_without_admin_rights_or_a_connection_limit(role_vars):
     _, present, absent = accounts(role_vars, **CHAOS_ON)
     chaos = present[("stockdb_chaos", "localhost")]
@@ -45,7 +51,7 @@ def test_reporting_account_exists_only_with_a_password_and_carries_its_limits(ro
     _, present, absent = accounts(role_vars, **REPORT_ON,
                                   mariadb_report_max_statement_time=45, mariadb_report_max_user_connections=2)
     report = present[("stockdb_report", "localhost")]
-    assert report["priv"] == "stockdb.*:SELECT"
+    assert report["priv"] == "stockdb_report.*:SELECT"  # the masked views, never the tables
     assert {k: int(v) for k, v in report["limits"].items()} == {"MAX_STATEMENT_TIME": 45, "MAX_USER_CONNECTIONS": 2}
     assert not any(user == "stockdb_report" for user, _ in absent)
 

@@ -45,10 +45,11 @@ def plan(settings, kind, now=None):
 
 
 def logical_dump(settings, directory):
-    """mariadb-dump of the trading database (routines, triggers, GTID position) into directory/<db>.sql."""
+    """mariadb-dump of the trading database (routines, triggers, GTID position) into directory/<db>.sql, as the
+    admin (the backup account reads no table)."""
     os.makedirs(directory)
     with open(os.path.join(directory, settings["database"] + ".sql"), "wb") as out:
-        host.run(["mariadb-dump", f"--defaults-extra-file={settings['defaults_file']}", "--single-transaction",
+        host.run(["mariadb-dump", f"--defaults-extra-file={settings['admin_defaults_file']}", "--single-transaction",
                   "--master-data=2", "--gtid", "--routines", "--triggers", "--hex-blob", "--databases",
                   settings["database"]], stdout=out)
 

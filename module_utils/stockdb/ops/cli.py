@@ -8,6 +8,9 @@
                                                       archive lag and gaps
   stockdb-ops purge-binlogs [--dry-run]               free the server's disk: PURGE BINARY LOGS, only of
                                                       files the binlog archive holds whole
+  stockdb-ops dump --output FILE [--backup NAME] [--no-mask]
+                                                      a logical dump of a backup for test environments,
+                                                      customers' names and e-mails masked
 Settings: /etc/stockdb/ops.json (rendered by roles/backup), or --config FILE.
 Exit status: 0 done, 1 failed (the job's log, metrics and alert log say why), 2 bad usage.
 """
@@ -18,7 +21,7 @@ import os
 import sys
 
 from .. import report
-from . import OpsError, archive, catalogue, jobs, settings
+from . import OpsError, archive, catalogue, dump, jobs, settings
 
 
 def cmd_backup(s, args):
@@ -59,6 +62,11 @@ def cmd_purge(s, args):
     return 0
 
 
+def cmd_dump(s, args):
+    print(json.dumps(dump.dump(s, args.output, args.backup, mask=not args.no_mask)))
+    return 0
+
+
 def parser():
     p = argparse.ArgumentParser(prog="stockdb-ops", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[2:]))
@@ -77,6 +85,11 @@ def parser():
     u = sub.add_parser("purge-binlogs", help="PURGE BINARY LOGS up to what the binlog archive holds whole")
     u.add_argument("--dry-run", action="store_true", help="say what would be purged, purge nothing")
     u.set_defaults(func=cmd_purge)
+    d = sub.add_parser("dump", help="a logical dump of a backup (restored into a scratch server), personal data masked")
+    d.add_argument("--output", required=True, help="the dump file to write (must not exist)")
+    d.add_argument("--backup", default=None, help="backup name (default: the newest)")
+    d.add_argument("--no-mask", action="store_true", help="keep customers' names and e-mails (not for test environments)")
+    d.set_defaults(func=cmd_dump)
     return p
 
 

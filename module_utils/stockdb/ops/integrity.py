@@ -87,7 +87,7 @@ def table_checksums(cursor, database):
 
 def snapshot_checksums(settings):
     """Table checksums in one consistent snapshot, with the binlog position it corresponds to."""
-    with connection.cursor(settings["defaults_file"], "taking table checksums") as cur:
+    with connection.cursor(settings["admin_defaults_file"], "taking table checksums") as cur:
         cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")

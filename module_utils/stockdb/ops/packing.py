@@ -113,3 +113,8 @@ def check_seal(settings, manifest):
         return [f"{name}: the seal does not match the manifest: changed after the backup was taken (tampered), or "
                 f"encrypt_key_file is not the key it was taken with"]
     return []
+
+
+def chain_problems(settings, chain):
+    """Everything wrong with a chain of backups before it is used: each one's seal, then its files."""
+    return [problem for manifest in chain for problem in check_seal(settings, manifest) + integrity.check_files(manifest)]

@@ -43,7 +43,7 @@ def restore(settings, name=None, restore_to=None, confirm=False, ack_log=None, a
             return dict(_public(p), refused=refusal if p["replaced_live_datadir"] and not confirm else None)
         if p["replaced_live_datadir"] and not confirm:
             raise OpsError(refusal)
-        problems = [problem for m in p["_chain"] for problem in packing.check_seal(settings, m) + integrity.check_files(m)]
+        problems = packing.chain_problems(settings, p["_chain"])
         if problems:
             raise OpsError(f"backup {p['backup']} fails its manifest, nothing changed: " + "; ".join(problems))
         result = execute(settings, p)

@@ -4,6 +4,7 @@ The scratch directory holds a decrypted copy of the data while it runs: it is ma
 (the scratch mariadbd runs as mysql) and removed in every case.
 """
 
+import contextlib
 import os
 import shutil
 import time
@@ -17,18 +18,10 @@ def verify(settings, name=None):
     manifest = catalogue.find_backup(settings, name)
     chain = catalogue.chain_of(settings, manifest)
     result = dict(backup=manifest["name"], chain=[m["name"] for m in chain], problems=[])
-    for member in chain:
-        result["problems"].extend(packing.check_seal(settings, member) + integrity.check_files(member))
+    result["problems"].extend(packing.chain_problems(settings, chain))
     if result["problems"]:
         return result
-    os.makedirs(settings["verify_dir"], mode=0o750, exist_ok=True)
-    shutil.chown(settings["verify_dir"], "root", "mysql")
-    os.chmod(settings["verify_dir"], 0o750)  # noqa: S103 - group mysql: the scratch mariadbd; no one else
-    work = os.path.join(settings["verify_dir"], manifest["name"])
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work, mode=0o750)
-    try:
-        host.ensure_space(work, int(sum(m["data_bytes"] for m in chain) * 1.2), "verification")
+    with workspace(settings, manifest["name"], chain, "verification") as work:
         t0 = time.monotonic()
         prepared = mariabackup.materialize(settings, chain, work)
         points, files, how, copy_s = manifest.get("checksums"), [], dict(args=[]), 0.0
@@ -39,12 +32,7 @@ def verify(settings, name=None):
                                  os.path.join(work, "relay"), stop_pos=points["binlog_pos"])
             result["replay"] = replay.summary(how)
             copy_s = time.monotonic() - t1  # the relay-log copies: counted in the replay, not the restore
-        host.run(["chown", "-R", "mysql:mysql", work])
-        server = scratch.PrivateServer(prepared, os.path.join(work, "run"),
-                                       args=[f"--innodb-buffer-pool-size={int(settings['verify_buffer_pool_mb'])}M",
-                                             "--skip-log-bin", *how["args"]],
-                                       defaults_file=os.path.join(prepared, "backup-my.cnf"))
-        with server:
+        with copy_server(settings, prepared, work, how["args"]) as server:
             result["restore_s"] = round(time.monotonic() - t0 - copy_s, 3)
             if points:
                 result["replay_s"] = round(copy_s + replay.run(server, how, files, manifest["binlog"]["pos"],
@@ -61,6 +49,31 @@ def verify(settings, name=None):
             result["invariants"] = checked["checks"]
             result["problems"].extend(f"invariant {line}" for line in checked["failures"])
         result["total_s"] = round(time.monotonic() - t0, 3)
+    return result
+
+
+@contextlib.contextmanager
+def workspace(settings, name, chain, what):
+    """A scratch directory for a decrypted copy of a backup chain: verify_dir/name, 0750 root:mysql (the scratch
+    mariadbd runs as mysql), with room for the chain checked first, removed in every case."""
+    os.makedirs(settings["verify_dir"], mode=0o750, exist_ok=True)
+    shutil.chown(settings["verify_dir"], "root", "mysql")
+    os.chmod(settings["verify_dir"], 0o750)  # noqa: S103 - group mysql: the scratch mariadbd; no one else
+    work = os.path.join(settings["verify_dir"], name)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work, mode=0o750)
+    try:
+        host.ensure_space(work, int(sum(m["data_bytes"] for m in chain) * 1.2), what)
+        yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return result
+
+
+def copy_server(settings, prepared, work, args=()):
+    """The private server (not started) on a prepared copy in work/, with the backup's own settings (the key
+    plugin's among them), a bounded buffer pool and no binlog."""
+    host.run(["chown", "-R", "mysql:mysql", work])
+    return scratch.PrivateServer(prepared, os.path.join(work, "run"),
+                                 args=[f"--innodb-buffer-pool-size={int(settings['verify_buffer_pool_mb'])}M",
+                                       "--skip-log-bin", *args],
+                                 defaults_file=os.path.join(prepared, "backup-my.cnf"))
