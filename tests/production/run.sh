@@ -161,14 +161,32 @@ fi
 step "ansible-playbook site.yml over ssh"
 run_logged "$work/run.log" "${playbook[@]}" site.yml
 
+# site.yml --check --diff into $1 must change nothing on any host, and reach $HOST.
+nothing_to_change() {
+  run_logged "$1" "${playbook[@]}" site.yml --check --diff
+  local recap
+  recap=$(sed -n '/^PLAY RECAP/,$p' "$1" | grep -E ' : ok=')
+  [ -n "$recap" ] || fail "no PLAY RECAP in the check run"
+  if grep -vE 'changed=0 +unreachable=0 +failed=0 ' <<<"$recap" >&2; then
+    fail "site.yml --check reports changes or failures (above)"
+  fi
+  grep -q "^$HOST " <<<"$recap" || fail "the check run did not reach $HOST"
+}
+
 step "ansible-playbook site.yml --check --diff: nothing left to change"
-run_logged "$work/check.log" "${playbook[@]}" site.yml --check --diff
-recap=$(sed -n '/^PLAY RECAP/,$p' "$work/check.log" | grep -E ' : ok=')
-[ -n "$recap" ] || fail "no PLAY RECAP in the check run"
-if grep -vE 'changed=0 +unreachable=0 +failed=0 ' <<<"$recap" >&2; then
-  fail "site.yml --check reports changes or failures after a run (above)"
-fi
-grep -q "^$HOST " <<<"$recap" || fail "the check run did not reach $HOST"
+nothing_to_change "$work/check.log"
+
+step "rotate the exporter's password (playbooks/rotate_secrets.yml), the new one into the vault"
+run_logged "$work/rotate.log" "${playbook[@]}" playbooks/rotate_secrets.yml -e rotate_grace_seconds=0 \
+  -e '{"rotate_accounts": ["exporter"]}' -e "rotate_vault_password_file=$pass"
+rotated=$("$BIN/ansible-vault" view --vault-password-file "$pass" "$vault" |
+  sed -n 's/^vault_mariadb_exporter_password: "\(.*\)"$/\1/p')
+[ "${#rotated}" -ge 32 ] || fail "the vault holds no new exporter password after the rotation"
+! grep -qxF "$rotated" "$work/secrets" || fail "the vault still holds the old exporter password"
+echo "$rotated" >>"$work/secrets"
+
+step "site.yml --check after the rotation: the vault and the hosts agree, nothing to change"
+nothing_to_change "$work/check-rotated.log"
 
 step "no vault value appears in the output of the runs (no_log)"
 if grep -F -f "$work/secrets" "$work"/*.log >/dev/null; then
