@@ -229,6 +229,18 @@ def test_complete_archive_copies_what_the_archiver_had_not_streamed_yet(settings
                                                                          ("binlog.000005", 40)]
 
 
+def test_complete_archive_never_copies_an_encrypted_binlog_into_the_archive(settings, tmp_path):
+    archive_files(settings, 1, "binlog.000003", size=100)
+    datadir = tmp_path / "old-datadir"
+    datadir.mkdir()
+    fde = (0).to_bytes(4, "little") + bytes([15]) + bytes(4) + (40).to_bytes(4, "little") + bytes(27)
+    start_encryption = (0).to_bytes(4, "little") + bytes([164]) + bytes(4) + (40).to_bytes(4, "little") + bytes(27)
+    (datadir / "binlog.000003").write_bytes(b"\xfebin" + fde + start_encryption + b"\x93" * 200)
+    with pytest.raises(OpsError, match="binlog.000003 in .* is encrypted and holds bytes the binlog archive lacks"):
+        archive.complete_archive(settings, 1, str(datadir))
+    assert [(n, s) for n, _, s in archive.archived_binlogs(settings, 1)] == [("binlog.000003", 100)]
+
+
 # --------------------------------------------------------------------------- retention
 
 

@@ -6,7 +6,7 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from stockdb.ops import replay
+from stockdb.ops import OpsError, archive, replay
 
 FDE, QUERY, XID, GTID, ROWS, ROTATE, ENCRYPTION = 15, 2, 16, 162, 30, 4, 164
 
@@ -81,10 +81,21 @@ def test_a_position_in_the_last_file_stops_there(two_files):
     assert point["gtids"] == {0: "0-1-13"} and (point["file"], point["offset"]) == (1, stop)
 
 
-def test_an_encrypted_binlog_cannot_be_planned(tmp_path):
+def test_a_binlog_the_archiver_streamed_from_an_encrypting_server_is_planned_as_a_plain_one(tmp_path):
+    """The archiver's raw stream keeps the start-encryption event; the events after it came decrypted."""
     path = binlog(tmp_path / "binlog.000001", event(ENCRYPTION, 1000, b"k" * 20), *transaction(1, 1000))
-    with pytest.raises(replay.Unplannable, match="binlog.000001 is encrypted"):
-        replay.stop_point([path], 4)
+    assert not archive.is_encrypted(path)
+    assert replay.stop_point([path], 4)["transactions"] == 1
+
+
+def test_an_encrypted_binlog_is_refused_even_from_the_middle_of_the_file(tmp_path):
+    """From a backup's position past the encryption event, the walk would read noise as a torn tail and plan
+    no transaction at all (a CI run restored that way and lost every order after the backup): refused first."""
+    path = binlog(tmp_path / "binlog.000001", event(ENCRYPTION, 1000, b"k" * 20), b"\x93" * 300)
+    plain = binlog(tmp_path / "binlog.000002", *transaction(1, 1000))
+    assert archive.is_encrypted(path) and not archive.is_encrypted(plain)
+    with pytest.raises(OpsError, match=r"\['binlog.000001'\] are encrypted"):
+        replay.prepare(4, [path, plain], offsets(path)[2], str(tmp_path / "relay"))
 
 
 def test_the_relay_copies_end_at_the_stop_point_and_are_listed_in_order(two_files, tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ import re
 import shutil
 
 from .. import report
-from . import OpsError, connection
+from . import OpsError, connection, host
 
 BINLOG_FILE = re.compile(r"^(?P<base>.+)\.(?P<num>\d{6,})$")
 # purge-binlogs waits this long for each answer of the server: SHOW and PURGE BINARY LOGS wait for the lock
@@ -143,12 +143,14 @@ def open_gap(settings, backups):
     return None if covered else gap
 
 
-def complete_archive(settings, timeline, datadir):
+def complete_archive(settings, timeline, datadir, fetched_from_server=False):
     """Copy binlogs of a stopped server's datadir that the archive lacks or holds shorter.
 
     The archiver streams with a lag of up to a few events; when the old datadir survived (a bad
     DELETE, not a lost disk), its own binlogs are complete, so nothing committed is left out. A file
-    whose extra bytes are a torn tail is not copied: a replay would stop on them.
+    whose extra bytes are a torn tail is not copied: a replay would stop on them. An encrypted file (only
+    the server reads it) is not copied either: after fetch_from_server() from the read-only server, its extra
+    bytes are the server's shutdown, no transaction; without that fetch, it is refused.
     """
     directory = timeline_dir(settings, timeline)
     archived = {name: size for name, _, size in archived_binlogs(settings, timeline)}
@@ -163,9 +165,30 @@ def complete_archive(settings, timeline, datadir):
         if name in archived and torn_tail(os.path.join(datadir, name), os.path.join(directory, name)):
             continue  # the archive holds all of it that can be read
         if os.path.getsize(os.path.join(datadir, name)) > archived.get(name, 0):
+            if is_encrypted(os.path.join(datadir, name)):
+                # a raw copy would put encrypted events where every reader expects plain ones
+                if fetched_from_server:
+                    continue
+                raise OpsError(f"{name} in {datadir} is encrypted and holds bytes the binlog archive lacks: only the "
+                               "server can read them. Start MariaDB and restore again (the restore then fetches them "
+                               "from it first), or restore to a point the archive holds.")
             shutil.copy2(os.path.join(datadir, name), os.path.join(directory, name))
             copied.append(name)
     return copied
+
+
+def fetch_from_server(settings, timeline):
+    """Bring the archive of a timeline level with the running server in one pass over the replication protocol
+    (an encrypted binlog arrives decrypted, like the archiver's): each server binlog from the first one the
+    archive lacks or holds shorter to the last one, fetched whole. Returns the names fetched."""
+    archived = {name: size for name, _, size in archived_binlogs(settings, timeline)}
+    newest = max((binlog_number(n) for n in archived), default=0)
+    behind = [name for name, size in server_binlogs(settings)
+              if size > archived.get(name, 0) and (name in archived or binlog_number(name) > newest)]
+    if behind:
+        host.run(["mariadb-binlog", f"--defaults-extra-file={settings['defaults_file']}", "--read-from-remote-server",
+                  "--raw", "--to-last-log", f"--result-file={timeline_dir(settings, timeline)}/", behind[0]])
+    return behind
 
 
 def status(settings):
@@ -230,6 +253,30 @@ def events(path, start=BINLOG_MAGIC_BYTES):
                 return
             yield offset, int.from_bytes(header[0:4], "little"), length
             offset += length
+
+
+# Event type codes: a file's first event describes the format; with encrypt_binlog the second one starts
+# the encryption. In the server's own file every event after it is encrypted (its header too); a file the
+# archiver streamed (--read-from-remote-server --raw) keeps that event but the server sent the rest decrypted.
+FORMAT_DESCRIPTION_EVENT, START_ENCRYPTION_EVENT = 15, 164
+
+
+def is_encrypted(path):
+    """Whether a binlog file holds encrypted events (only the server can read it): its second event starts the
+    encryption and the third has no readable header (a plain header's end position is where the event ends)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        offset, kinds = BINLOG_MAGIC_BYTES, []
+        while len(kinds) < 3 and offset + EVENT_HEADER_BYTES <= size:
+            handle.seek(offset)
+            header = handle.read(EVENT_HEADER_BYTES)
+            length, end = int.from_bytes(header[9:13], "little"), int.from_bytes(header[13:17], "little")
+            readable = EVENT_HEADER_BYTES <= length <= size - offset and end in (0, offset + length)
+            if not readable:
+                return kinds == [FORMAT_DESCRIPTION_EVENT, START_ENCRYPTION_EVENT]
+            kinds.append(header[4])
+            offset += length
+    return False
 
 
 def whole_events_end(path):

@@ -134,7 +134,14 @@ def dir_size(root):
 
 
 def move_contents(source, target):
-    """Move every entry of source into target (a rename on one filesystem); source itself stays."""
+    """Move every entry of source into target (a rename on one filesystem); source itself stays.
+
+    Across filesystems shutil.move copies, and the copies would be root's: each entry (a directory with all it
+    holds) gets its owner back, or a datadir moved back after a failed restore is one MariaDB cannot open."""
     os.makedirs(target, mode=0o750, exist_ok=True)
+    same_filesystem = os.stat(source).st_dev == os.stat(target).st_dev
     for entry in os.listdir(source):
+        st = os.lstat(os.path.join(source, entry))
         shutil.move(os.path.join(source, entry), os.path.join(target, entry))
+        if not same_filesystem:
+            run(["chown", "-R", "--no-dereference", f"{st.st_uid}:{st.st_gid}", os.path.join(target, entry)])

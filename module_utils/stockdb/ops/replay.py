@@ -53,8 +53,9 @@ def stop_point(files, start_pos, moment=None, stop_pos=None):
                 length = int.from_bytes(data[offset + 9:offset + 13], "little")
                 if length < archive.EVENT_HEADER_BYTES or offset + length > size:
                     break  # a torn tail: nothing after it can be read
-                if kind == START_ENCRYPTION:
-                    raise Unplannable(f"{os.path.basename(path)} is encrypted (binlog encryption)")
+                if kind == START_ENCRYPTION:  # streamed by the archiver: what follows came decrypted (prepare checked)
+                    offset += length
+                    continue
                 if moment is not None and when >= moment:
                     return _point((group["file"], group["offset"]) if group else (index, offset), done)
                 if kind == GTID:
@@ -174,6 +175,9 @@ def prepare(threads, files, start_pos, directory, moment=None, stop_pos=None, gt
     """How a replay will run, decided before its private server starts (the relay log is a start option):
     {method: "parallel", threads, point, first_copy, args} with the relay copies made in directory, or
     {method: "single stream", why, args: []}."""
+    encrypted = [os.path.basename(f) for f in files if archive.is_encrypted(f)]
+    if encrypted:  # neither the walk nor mariadb-binlog reads them: the replay would miss every transaction
+        raise OpsError(f"binlog files {encrypted} are encrypted; the archive must hold them as the server sends them")
     why = None
     if int(threads) <= 0:
         why = "replay_parallel_threads is 0"

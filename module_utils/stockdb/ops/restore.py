@@ -69,6 +69,23 @@ def _public(p):
     return {k: v for k, v in p.items() if not k.startswith("_")}
 
 
+def _fetch_last_binlogs(settings, timeline):
+    """While the server still runs: end writes (read_only; the restore replaces what follows anyway), then fetch
+    what the archiver had not streamed yet over the replication protocol, decrypted by the server (an encrypted
+    binlog in the datadir is of no use to the replay). Writes are allowed again if the fetch fails."""
+    _set_read_only(settings, "ON")
+    try:
+        return archive.fetch_from_server(settings, timeline)
+    except BaseException:
+        _set_read_only(settings, "OFF")
+        raise
+
+
+def _set_read_only(settings, value):
+    with connection.cursor(settings["admin_defaults_file"], f"setting read_only {value}") as cur:
+        cur.execute(f"SET GLOBAL read_only = {'ON' if value == 'ON' else 'OFF'}")
+
+
 def execute(settings, p):
     """Unpack and prepare while the server runs, then stop, swap, replay privately, start. Rolls back on failure."""
     manifest, datadir = p["_manifest"], p["datadir"]
@@ -82,16 +99,28 @@ def execute(settings, p):
     try:
         prepared = mariabackup.materialize(settings, p["_chain"], staging, timings)
         old_timeline = archive.current_timeline(settings)
+        host.systemctl("stop", settings["archiver_service"])
+        fetched = host.service_active(settings["service"])
+        if fetched:
+            result["archived_from_server"] = _fetch_last_binlogs(settings, old_timeline)
         t_down = time.monotonic()
-        for unit in (settings["archiver_service"], settings["service"]):
-            host.systemctl("stop", unit)
+        try:
+            host.systemctl("stop", settings["service"])
+        except BaseException:
+            if fetched:  # still running: writes and the archiver as they were
+                _set_read_only(settings, "OFF")
+            subprocess.run(["systemctl", "start", settings["archiver_service"]], check=False)
+            raise
         timings["stop_s"] = round(time.monotonic() - t_down, 3)
         replaced = f"{datadir}.replaced-{stamp}"
-        if os.path.isdir(datadir):
+        moved = os.path.isdir(datadir)
+        if moved:
             host.move_contents(datadir, replaced)
-            result["archived_from_datadir"] = archive.complete_archive(settings, old_timeline, replaced)
         result["replaced_datadir"] = replaced
         try:
+            if moved:
+                result["archived_from_datadir"] = archive.complete_archive(settings, old_timeline, replaced,
+                                                                           fetched_from_server=fetched)
             t1 = time.monotonic()
             mariabackup.move_back(prepared, datadir, os.path.join(staging, "move-back.log"))
             timings["move_back_s"] = round(time.monotonic() - t1, 3)
