@@ -49,7 +49,7 @@ def columns(cursor, database, kind="BASE TABLE"):
                    "WHERE c.TABLE_SCHEMA = %s AND t.TABLE_TYPE = %s ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION",
                    (database, kind))
     found = {}
-    for table, column in (_pair(row, "TABLE_NAME", "COLUMN_NAME") for row in cursor.fetchall()):
+    for table, column in cursor.fetchall():
         found.setdefault(table, []).append(column)
     return found
 
@@ -58,11 +58,7 @@ def definitions(cursor, report_db):
     """{view: its definition as the server keeps it} in the reporting database."""
     cursor.execute("SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s",
                    (report_db,))
-    return dict(_pair(row, "TABLE_NAME", "VIEW_DEFINITION") for row in cursor.fetchall())
-
-
-def _pair(row, first, second):
-    return (row[first], row[second]) if isinstance(row, dict) else (row[0], row[1])
+    return dict(cursor.fetchall())
 
 
 def unmasked(database, table, definition):
