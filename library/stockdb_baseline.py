@@ -10,8 +10,9 @@ description:
     root over the unix socket, C(stat) and C(find) for files - and returns each control's id, title,
     rationale, status (C(pass), C(fail), C(waived), C(error)) and findings. It changes nothing.
   - The controls, in the spirit of the dev-sec MySQL baseline and the CIS benchmark for MariaDB - accounts
-    (ACC-01..07 - no anonymous, wildcard-host or remote root account, a credential on every account,
-    administrative privileges only where they belong, a lockout after failed logins, a password policy),
+    (ACC-01..08 - no anonymous, wildcard-host or remote root account, a credential on every account,
+    administrative privileges only where they belong, a lockout after failed logins, a password policy,
+    C(ed25519) authentication where the clients support it),
     configuration (CFG-01..06 - C(local_infile) off, C(secure_file_priv) confined, symbolic links off, no test
     database, no DNS in logins, durable commits), TLS (NET-01), audit (AUD-01), encryption at rest
     (ENC-01..02) and files (FS-01..05 - datadir, password option files, configuration, logs, backups).
@@ -37,6 +38,14 @@ options:
     type: list
     elements: path
     default: [/etc/stockdb]
+  native_password_accounts:
+    description:
+      - Accounts that may keep C(mysql_native_password) because their clients lack C(ed25519) (ACC-08); every other
+        account with a password must use C(ed25519). The mariadb role's C(mariadb_exporter_auth_plugin) and
+        C(mariadb_report_auth_plugin) say which of its accounts these are.
+    type: list
+    elements: str
+    default: [stockdb_exporter, stockdb_report]
   backup_dir:
     description: The backup directory (roles/backup C(backup_dir)); a host without it passes that control.
     type: path
@@ -91,6 +100,7 @@ def main():
             admin_accounts=dict(type="list", elements="str", default=["stockdb_admin"]),
             max_password_errors=dict(type="int", default=10),
             option_file_dirs=dict(type="list", elements="path", default=["/etc/stockdb"]),
+            native_password_accounts=dict(type="list", elements="str", default=["stockdb_exporter", "stockdb_report"]),
             backup_dir=dict(type="path", default="/var/backups/stockdb"),
             fail_on_findings=dict(type="bool", default=False),
         ),
@@ -103,7 +113,8 @@ def main():
     if empty:
         module.fail_json(msg=f"waivers need a reason: {', '.join(empty)} has none")
     probe = baseline.Probe(lambda argv: module.run_command(argv),
-                           {k: p[k] for k in ("admin_accounts", "max_password_errors", "option_file_dirs", "backup_dir")})
+                           {k: p[k] for k in ("admin_accounts", "max_password_errors", "option_file_dirs",
+                                                     "native_password_accounts", "backup_dir")})
     try:
         results = baseline.evaluate(probe, {k: str(v) for k, v in p["waivers"].items()})
     except ValueError as exc:

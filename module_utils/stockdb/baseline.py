@@ -9,6 +9,8 @@ changed on the host.
 A control's check returns a list of findings: empty means it passes, each finding says what is wrong.
 """
 
+import json
+import re
 import shlex
 from collections import namedtuple
 
@@ -84,6 +86,9 @@ DEFAULTS = dict(
     option_file_dirs=["/etc/stockdb"],
     # Where backups are kept (roles/backup: backup_dir).
     backup_dir="/var/backups/stockdb",
+    # Accounts whose clients cannot use ed25519 and may keep mysql_native_password (the mariadb role's
+    # monitoring and reporting accounts by default: mariadb_exporter_auth_plugin, mariadb_report_auth_plugin).
+    native_password_accounts=["stockdb_exporter", "stockdb_report"],
 )
 
 
@@ -115,6 +120,32 @@ def accounts_without_credential(p):
         if auth_or and any(f'"{name}"' in auth_or for name in SOCKET_PLUGINS):
             continue
         found.append(f"'{user}'@'{host}' logs in without a password ({plugin or 'no plugin'}, not locked)")
+    return found
+
+
+# Authentication plugins whose stored string or handshake is enough to attack the password offline
+# (one unsalted SHA-1 of a SHA-1; the pre-4.1 scramble), with the form of a string that logs in.
+WEAK_PLUGINS = {"mysql_native_password": re.compile(r"\*[0-9A-F]{40}"), "mysql_old_password": re.compile(r"[0-9a-f]{16}")}
+
+
+def _methods(plugin, secret, auth_or):
+    """(plugin, stored string) of each way an account logs in: the top level, or each IDENTIFIED VIA ... OR ... part."""
+    if not auth_or:
+        return [(plugin, secret)]
+    return [(plugin, secret) if not m else (m.get("plugin"), m.get("authentication_string") or "") for m in json.loads(auth_or)]
+
+
+def weak_authentication(p):
+    """Accounts that log in by a weak plugin with a usable password ('invalid', as root's, cannot log in)."""
+    allowed = set(p.settings["native_password_accounts"])
+    found = []
+    for user, host, plugin, secret, locked, auth_or in _accounts(p):
+        if locked == "1" or user == "PUBLIC":
+            continue
+        weak = sorted({name for name, string in _methods(plugin, secret, auth_or)
+                       if name in WEAK_PLUGINS and WEAK_PLUGINS[name].fullmatch(string or "")})
+        if weak and not (user in allowed and weak == ["mysql_native_password"]):
+            found.append(f"'{user}'@'{host}' authenticates with {', '.join(weak)}")
     return found
 
 
@@ -276,6 +307,9 @@ CONTROLS = (
             "Without a lockout a password can be guessed at the server's speed (max_password_errors).", login_lockout),
     Control("ACC-07", "A password policy rejects weak passwords",
             "Human accounts choose passwords; a validation plugin refuses the guessable ones.", password_policy),
+    Control("ACC-08", "Accounts authenticate with ed25519 where their clients can",
+            "mysql_native_password's stored hash and captured handshake can be attacked offline at SHA-1 speed; ed25519 "
+            "stores a public key. Only accounts whose clients lack ed25519 (listed) may keep it.", weak_authentication),
     Control("CFG-01", "LOAD DATA LOCAL is off", "local_infile lets a server read files of the client (and a client "
             "feed files into tables): a path for data theft.", local_infile),
     Control("CFG-02", "Server-side file import and export are confined to one private directory",

@@ -62,6 +62,27 @@ def test_a_server_certificate_from_another_authority_is_refused(host):
     assert session.rc != 0 and "certificate" in session.stderr.lower(), session.stderr
 
 
+@pytest.mark.parametrize(("account", "plugin"), [
+    ("app", "ed25519"), ("backup", "ed25519"), ("admin", "ed25519"), ("chaos", "ed25519"),
+    ("exporter", "mysql_native_password"),  # Debian 12's mysqld_exporter 0.14 cannot log in with ed25519
+])
+def test_each_account_logs_in_with_its_plugin_and_a_wrong_password_is_refused(host, account, plugin):
+    defaults_file = f"/etc/stockdb/{account}.cnf"
+    user = sql(host, "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)", defaults_file)
+    assert user.rc == 0, user.stderr
+    stored = sql(host, f"SELECT DISTINCT plugin FROM mysql.user WHERE user = '{user.stdout.strip()}'")
+    assert stored.stdout.split() == [plugin]
+    wrong = host.run(f"mariadb --user={user.stdout.strip()} --password=not-{strong_password()} -e 'SELECT 1'")
+    assert wrong.rc != 0 and "Access denied" in wrong.stderr, wrong.stderr
+
+
+def test_mariabackup_logs_in_with_ed25519(host):
+    """mariabackup looks for client plugins in the server's plugin directory, where the role links libmariadb's."""
+    run = host.run("timeout 60 mariadb-backup --defaults-extra-file=/etc/stockdb/backup.cnf --backup --stream=mbstream "
+                   "--target-dir=/tmp --tables=mysql.db 2>&1 >/dev/null | tail -1")
+    assert "completed OK" in run.stdout, run.stdout
+
+
 def strong_password():
     return secrets.token_urlsafe(18).replace("-", "").replace("_", "") + "aA1!"
 

@@ -73,6 +73,26 @@ def test_administrative_privileges_only_on_administrative_accounts():
     assert findings("ACC-05", sql=sql) == ["'stockdb_app'@'localhost' holds FILE, GRANT OPTION"]
 
 
+HASH = "*" + "A" * 40
+
+
+def test_accounts_use_ed25519_unless_their_clients_cannot():
+    sql = {ACCOUNTS: [account("root", auth="invalid", auth_or='[{}, {"plugin": "unix_socket"}]'),  # no usable password
+                      account("mariadb.sys", auth="", locked="1"),
+                      account("stockdb_app", plugin="ed25519", auth="uFpdmt7LSzZj80IIM5nXEEWqK1yKv6A43SVqzewQOLM"),
+                      account("stockdb_exporter", auth=HASH),  # allowed by default: its Debian 12 exporter lacks ed25519
+                      account("stockdb_backup", auth=HASH),
+                      account("halfway", plugin="ed25519", auth="x",  # mid-rotation, one way still weak
+                              auth_or=f'[{{}}, {{"plugin": "mysql_native_password", "authentication_string": "{HASH}"}}]'),
+                      account("ancient", plugin="mysql_old_password", auth="0123456789abcdef")]}
+    assert findings("ACC-08", sql=sql) == ["'stockdb_backup'@'localhost' authenticates with mysql_native_password",
+                                           "'halfway'@'localhost' authenticates with mysql_native_password",
+                                           "'ancient'@'localhost' authenticates with mysql_old_password"]
+    strict = baseline.Probe(FakeHost(sql=sql).run, {"native_password_accounts": []})
+    (control,) = [c for c in baseline.CONTROLS if c.id == "ACC-08"]
+    assert "'stockdb_exporter'@'localhost' authenticates with mysql_native_password" in control.check(strict)
+
+
 @pytest.mark.parametrize(("value", "failed"), [("4294967295", True), ("10", False), ("3", False), (None, True)])
 def test_lockout_needs_max_password_errors_within_the_limit(value, failed):
     variables = {} if value is None else {"max_password_errors": value}
