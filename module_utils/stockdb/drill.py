@@ -13,6 +13,8 @@ import re
 import time
 from datetime import datetime, timezone
 
+from .stats import percentile
+
 STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 ALERT_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) FIRING (\S+) (\S+)(.*)$")
 STATUS_LINE = re.compile(r"^(\S+) (FIRING|RESOLVED) \S+ (\S+)")
@@ -174,13 +176,6 @@ def per_second(orders, start, end):
             if latency is not None:
                 latencies[i].append(float(latency))
     return counts, latencies
-
-
-def percentile(values, share):
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered), max(1, math.ceil(share * len(ordered)))) - 1]
 
 
 def window_rate(orders, start, end):

@@ -17,10 +17,10 @@ import io
 import json
 import math
 import os
-import statistics
 from datetime import datetime, timezone
 
 from .report import atomic_write
+from .stats import spread
 
 FAULTS = ("query_storm", "connection_flood", "lock_storm", "disk_full", "crash", "exporter_down", "cpu_hog", "io_hog")
 CHECKS = ("alert", "recover", "lost", "invariants", "left_behind")
@@ -302,16 +302,6 @@ def run_failures(drill):
 
 
 # ---------------------------------------------------------------- summary
-def spread(values, digits=3):
-    """dict(min, median, max, missing) of the values (None = not measured); the figures null when none was."""
-    present = [v for v in values if v is not None]
-    figures = dict(min=None, median=None, max=None)
-    if present:
-        figures = dict(min=round(min(present), digits), median=round(statistics.median(present), digits),
-                       max=round(max(present), digits))
-    return dict(figures, missing=len(values) - len(present))
-
-
 def order(drill):
     return (FAULTS.index(drill["fault"]), drill["run"], drill["host"])
 

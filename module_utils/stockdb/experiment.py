@@ -18,7 +18,8 @@ import io
 import json
 import os
 import re
-import statistics
+
+from .stats import spread
 
 ROLE, STOCK = "role", "stock"
 CONFIG = "config"
@@ -179,13 +180,10 @@ def figures(workload, result, before, after, seconds):
 
 
 # ---------------------------------------------------------------- summary
-def spread(values, digits=3):
-    """min / median / max of the numbers (None left out), or None when there are none."""
-    numbers = sorted(v for v in values if v is not None)
-    if not numbers:
-        return None
-    return dict(min=round(numbers[0], digits), median=round(statistics.median(numbers), digits),
-                max=round(numbers[-1], digits), n=len(numbers))
+def _spread(values):
+    """min / median / max over the rounds, or None when no round measured it (a cell of "-", no bar)."""
+    figures = spread(values)
+    return figures if figures["median"] is not None else None
 
 
 def summarize(steps, runs):
@@ -204,12 +202,12 @@ def summarize(steps, runs):
         entry = dict(label=step["label"], base=step["base"], settings=step["settings"], rounds=len(mine),
                      effective=_effective(mine.values()))
         for key, *_ in METRICS:
-            entry[key] = spread([r["figures"].get(key) for r in mine.values()])
+            entry[key] = _spread([r["figures"].get(key) for r in mine.values()])
         for key in ("throughput", "p99_ms"):
             ratios = [r["figures"][key] / by[first][n]["figures"][key] for n, r in mine.items()
                       if n in by.get(first, {}) and r["figures"].get(key) is not None
                       and by[first][n]["figures"].get(key)]
-            entry[f"{key}_ratio"] = spread(ratios)
+            entry[f"{key}_ratio"] = _spread(ratios)
         out.append(entry)
     return out
 

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 
 from . import db, reads
 from .engine import Engine, Rejected, round_to_tick
+from .stats import percentile
 
 MAX_RETRIES = 5
 RETRYABLE_KINDS = ("lock_wait_timeout", "deadlock")
@@ -68,14 +69,6 @@ def backoff(attempt, max_backoff, rng):
     """
     ceiling = min(max_backoff, BACKOFF_BASE_S * 2 ** min(attempt, 32))
     return ceiling / 2 + rng.random() * ceiling / 2
-
-
-def percentile(sorted_values, share):
-    """Nearest-rank percentile of an ascending list (None when empty)."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(share * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 class Universe:

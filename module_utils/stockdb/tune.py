@@ -17,7 +17,7 @@ import re
 import statistics
 import time
 
-from .simulator import percentile
+from .stats import percentile
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 HANDLER_READS = "SHOW SESSION STATUS WHERE Variable_name LIKE 'Handler_read%'"

@@ -146,6 +146,34 @@ def test_every_table_of_the_trading_schema_is_encrypted(host):
     wait_for(lambda: not clear(), 120, 2, what=f"the tablespaces {clear()} to be encrypted")
 
 
+def test_a_table_is_encrypted_again_under_a_new_key_online(host):
+    """Rotating a table key (docs/security.md): with a second key beside the first, ALTER TABLE ...
+    ENCRYPTION_KEY_ID=2 rebuilds the table in place, without locking it, and the rows read back."""
+    ids = [line.split(";")[0] for line in host.file("/etc/mysql/encryption/keyfile").content_string.split()]
+    if "2" not in ids:
+        pytest.skip(f"the host has keys {ids}; Molecule's and the lab's inventories give key 2 for this test")
+    probe = f"stockdb_keys_{secrets.token_hex(4)}"
+
+    def key_id():
+        rows = sql(host, "SELECT CURRENT_KEY_ID FROM information_schema.INNODB_TABLESPACES_ENCRYPTION "
+                         f"WHERE NAME = '{probe}/t'")
+        assert rows.rc == 0, rows.stderr
+        return rows.stdout.strip()
+
+    try:
+        made = sql(host, f"CREATE DATABASE {probe}; CREATE TABLE {probe}.t (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB "
+                         f"ENCRYPTION_KEY_ID=1; INSERT INTO {probe}.t SELECT seq, CONCAT('row-', seq) FROM seq_1_to_1000")
+        assert made.rc == 0, made.stderr
+        assert key_id() == "1"
+        rotated = sql(host, f"ALTER TABLE {probe}.t ENCRYPTION_KEY_ID=2, ALGORITHM=INPLACE, LOCK=NONE")
+        assert rotated.rc == 0, rotated.stderr
+        assert key_id() == "2"
+        rows = sql(host, f"SELECT COUNT(*), MAX(v) FROM {probe}.t")
+        assert rows.stdout.split() == ["1000", "row-999"], rows.stdout + rows.stderr
+    finally:
+        sql(host, f"DROP DATABASE IF EXISTS {probe}")
+
+
 def test_no_customer_data_is_on_disk_in_clear(host):
     """A seeded customer's e-mail address in the schema's table files and the redo log, and a marker just
     committed (in the redo log and the binlog at once, durably) anywhere in the datadir: grep finds neither."""

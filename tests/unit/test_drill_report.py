@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO
 from stockdb import chaos
 from stockdb import drill_report as report
+from stockdb.stats import spread
 
 BIN = Path(sys.executable).parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -80,9 +81,9 @@ def test_the_faults_are_those_of_stockdb_chaos():
 
 
 def test_spread_is_min_median_max_of_the_measured_values_and_counts_the_missing():
-    assert report.spread([3, 1, 2]) == dict(min=1, median=2, max=3, missing=0)
-    assert report.spread([4.0, 1.0, None, 2.0, 3.0]) == dict(min=1.0, median=2.5, max=4.0, missing=1)
-    assert report.spread([None, None]) == dict(min=None, median=None, max=None, missing=2)
+    assert spread([3, 1, 2]) == dict(min=1, median=2, max=3, missing=0)
+    assert spread([4.0, 1.0, None, 2.0, 3.0]) == dict(min=1.0, median=2.5, max=4.0, missing=1)
+    assert spread([None, None]) == dict(min=None, median=None, max=None, missing=2)
 
 
 @pytest.mark.parametrize("changes, check, why", [

@@ -115,11 +115,11 @@ def test_ratios_are_taken_within_each_round_and_spread_over_rounds():
     runs = [_run(1, "1", 100, 10), _run(1, "2", 120, 5), _run(2, "1", 50, 20), _run(2, "2", 55, 10),
             _run(3, "1", 80, 10), _run(3, "2", 100, 10, {"x_size": "2"})]
     first, second = experiment.summarize(steps, runs)
-    assert first["throughput_ratio"] == dict(min=1.0, median=1.0, max=1.0, n=3)
+    assert first["throughput_ratio"] == dict(min=1.0, median=1.0, max=1.0, missing=0)
     # 1.2, 1.1, 1.25: the drift between rounds (100 -> 50 -> 80) does not reach the ratio
-    assert second["throughput_ratio"] == dict(min=1.1, median=1.2, max=1.25, n=3)
-    assert second["p99_ms_ratio"] == dict(min=0.5, median=0.5, max=1.0, n=3)
-    assert second["throughput"] == dict(min=55, median=100, max=120, n=3)
+    assert second["throughput_ratio"] == dict(min=1.1, median=1.2, max=1.25, missing=0)
+    assert second["p99_ms_ratio"] == dict(min=0.5, median=0.5, max=1.0, missing=0)
+    assert second["throughput"] == dict(min=55, median=100, max=120, missing=0)
     assert second["reads_per_s"] is None and second["effective"] == {"x_size": "2"}
 
 

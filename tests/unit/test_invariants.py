@@ -4,7 +4,7 @@ import json
 
 import pytest
 from stockdb import invariants
-from stockdb.simulator import percentile
+from stockdb.stats import percentile
 
 
 def write_log(path, entries):
