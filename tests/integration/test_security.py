@@ -162,7 +162,7 @@ def test_a_table_is_encrypted_again_under_a_new_key_online(host):
 
     try:
         made = sql(host, f"CREATE DATABASE {probe}; CREATE TABLE {probe}.t (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB "
-                         f"ENCRYPTION_KEY_ID=1; INSERT INTO {probe}.t SELECT seq, CONCAT('row-', seq) FROM seq_1_to_1000")
+                         f"ENCRYPTION_KEY_ID=1; INSERT INTO {probe}.t SELECT seq, CONCAT('row-', seq) FROM {probe}.seq_1_to_1000")
         assert made.rc == 0, made.stderr
         assert key_id() == "1"
         rotated = sql(host, f"ALTER TABLE {probe}.t ENCRYPTION_KEY_ID=2, ALGORITHM=INPLACE, LOCK=NONE")
