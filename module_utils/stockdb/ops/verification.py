@@ -71,9 +71,10 @@ def workspace(settings, name, chain, what):
 
 def copy_server(settings, prepared, work, args=()):
     """The private server (not started) on a prepared copy in work/, with the backup's own settings (the key
-    plugin's among them), a bounded buffer pool and no binlog."""
+    plugin's among them), a bounded buffer pool and no binlog. backup-my.cnf names no authentication plugin:
+    ed25519 is loaded so the copy's accounts (the admin's, which checks it) log in as on the server."""
     host.run(["chown", "-R", "mysql:mysql", work])
     return scratch.PrivateServer(prepared, os.path.join(work, "run"),
                                  args=[f"--innodb-buffer-pool-size={int(settings['verify_buffer_pool_mb'])}M",
-                                       "--skip-log-bin", *args],
+                                       "--skip-log-bin", "--plugin-load-add=auth_ed25519", *args],
                                  defaults_file=os.path.join(prepared, "backup-my.cnf"))
