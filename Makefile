@@ -15,7 +15,7 @@ TOOLS     := .cache/prometheus-tools/usr/bin
 PROMTOOL  := $(TOOLS)/promtool
 SCENARIOS ?= default ops
 
-.PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status erd test lint unit argspecs test-rules test-production molecule clean
+.PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status lab-cluster lab-cluster-down erd test lint unit argspecs test-rules test-production molecule clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,16 @@ lab-down: ## remove the lab host (the image stays cached; never installs Docker)
 
 lab-status: ## what of the lab exists
 	$(LAB) status
+
+CLUSTER := tests/lab/cluster.sh
+
+lab-cluster: venv ## three database hosts and a monitoring host over ssh, with a vault, provisioned by site.yml
+	$(CLUSTER) up
+	$(BIN)/ansible-playbook $$($(CLUSTER) ansible-args) site.yml
+	@$(CLUSTER) status
+
+lab-cluster-down: ## remove the cluster's hosts and network (its inventory and vault stay in .secrets/cluster)
+	$(CLUSTER) down
 
 erd: venv ## regenerate docs/erd.md from the lab host's live schema
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/erd.yml

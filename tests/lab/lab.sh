@@ -31,6 +31,9 @@
 #   LAB_MIRROR       Debian mirror for debootstrap      (read from this machine's apt sources)
 #   LAB_SUITE        Debian suite                       (bookworm)
 #   LAB_SSH_KEY      private key for ssh-host's `deploy` (.secrets/ssh/id_ed25519, git-ignored)
+#   LAB_NETWORK / LAB_IP
+#                    ssh-host only: the Docker network and fixed address of the host (Docker's
+#                    default bridge and an address it picks; tests/lab/cluster.sh sets both)
 #   LAB_DISK_MB      size of the datadir disk (sparse)   (4096)
 #   LAB_DISK_DIR     where disk images and mounts live   (/var/lib/stockdb-lab/disks)
 #   LAB_PORT_PROMETHEUS / LAB_PORT_GRAFANA
@@ -286,9 +289,12 @@ ssh_host() {
   if docker container inspect "$name" >/dev/null 2>&1; then
     die "a container $name exists already (remove it with '$0 rm $name')"
   fi
-  log "creating the ssh host $name (memory $LAB_MEMORY)"
+  local placement=()
+  [ -z "${LAB_NETWORK:-}" ] || placement+=(--network "$LAB_NETWORK")
+  [ -z "${LAB_IP:-}" ] || placement+=(--ip "$LAB_IP")
+  log "creating the ssh host $name (memory $LAB_MEMORY${LAB_NETWORK:+, network $LAB_NETWORK}${LAB_IP:+, address $LAB_IP})"
   docker run -d --name "$name" --hostname "$name" --label "$SSH_HOST_LABEL" \
-    "${SYSTEMD_RUN_FLAGS[@]}" --memory "$LAB_MEMORY" \
+    "${SYSTEMD_RUN_FLAGS[@]}" --memory "$LAB_MEMORY" "${placement[@]}" \
     "$LAB_IMAGE" /lib/systemd/systemd >/dev/null
   wait_systemd "$name"
   log "$name: installing openssh-server (mirror from this machine's apt configuration)"

@@ -11,6 +11,7 @@
 # Two settings are added to the copy in host_vars/, as a user of this machine would:
 # grafana_install_package: false (Grafana's package cannot be installed here) and
 # mariadb_memory_mb: 1536 (a container sees the whole machine's memory; the host has 2 GiB).
+# The inventory is made by tests/lab/example_inventory.py, as the multi-host lab's is.
 # The host is removed on exit, whatever happens.
 #
 # Settings (environment):
@@ -72,76 +73,24 @@ trap 'exit 143' TERM
 # ssh's connection sharing keeps its sockets with the rest of the run.
 export ANSIBLE_SSH_CONTROL_PATH_DIR=$work/cp
 
-step "copy $SRC as a user would"
-inv=$work/production
-cp -r "$SRC" "$inv"
-
 step "create the lab host $HOST, reached over ssh as deploy with sudo"
 address=$("$LAB" ssh-host "$HOST")
 "$LAB" known-hosts "$HOST" >"$work/known_hosts"
 key=${LAB_SSH_KEY:-$repo/.secrets/ssh/id_ed25519}
 
-step "fill hosts.yml with $HOST ($address) in the mariadb and monitoring groups"
-"$BIN/python" - "$inv/hosts.yml" "$HOST" "$address" "$key" "$work/known_hosts" <<'PY'
-import sys
-
-import yaml
-
-path, name, address, key, known_hosts = sys.argv[1:]
-with open(path) as f:
-    inventory = yaml.safe_load(f)
-groups = inventory["all"]["children"]
-missing = {"mariadb", "monitoring"} - set(groups)
-if missing:
-    sys.exit(f"{path}: no group(s) {sorted(missing)}")
-for group in ("mariadb", "monitoring"):  # chaos_targets stays empty, as in the example
-    groups[group]["hosts"] = {name: {"ansible_host": address}}
-inventory["all"].setdefault("vars", {}).update(
-    ansible_ssh_private_key_file=key,
-    ansible_ssh_common_args=f"-o UserKnownHostsFile={known_hosts}",
-)
-with open(path, "w") as f:
-    f.write("---\n")
-    yaml.safe_dump(inventory, f, sort_keys=False)
-PY
-
-step "settings this machine needs, in host_vars (Grafana's package cannot be installed here)"
-mkdir -p "$inv/host_vars"
-cat >"$inv/host_vars/$HOST.yml" <<'YAML'
----
-# Added by tests/production/run.sh: Grafana's apt repository is unreachable from this machine
-# and Debian does not package Grafana; the host is a container given 2 GiB that sees the whole
-# machine's memory.
-grafana_install_package: false
-mariadb_memory_mb: 1536
-YAML
-
-step "make the vault file from its template, a generated secret for every vault_*"
-mapfile -t examples < <(find "$inv" -name vault.yml.example)
-[ "${#examples[@]}" -eq 1 ] || fail "expected one vault.yml.example in the inventory, found ${#examples[@]}"
-vault=${examples[0]%.example}
-cp "${examples[0]}" "$vault"
-mapfile -t keys < <(sed -n 's/^\(vault_[a-z0-9_]*\):.*/\1/p' "$vault")
-[ "${#keys[@]}" -gt 0 ] || fail "no vault_* variable in ${examples[0]}"
-(umask 077; : >"$work/secrets")
-for k in "${keys[@]}"; do
-  value=$(openssl rand -hex 32)  # 64 hex digits: a password, or a 256-bit key
-  echo "$value" >>"$work/secrets"
-  sed -i "s|^$k:.*|$k: \"$value\"|" "$vault"
-done
-! grep -v '^[[:space:]]*#' "$vault" | grep -q CHANGE-ME || fail "a CHANGE-ME value is left in $vault"
-# Every vault_* the inventory uses (outside comments) has a value in the template.
-used=$(grep -rhv '^[[:space:]]*#' --exclude='vault.yml*' "$inv" | grep -oE '\bvault_[a-z0-9_]+' | sort -u || true)
-for k in $used; do
-  printf '%s\n' "${keys[@]}" | grep -qx "$k" || fail "$k is used by the inventory but not in ${examples[0]#"$inv"/}"
-done
-
-step "encrypt it with a generated vault password file outside the repo"
+# Grafana's apt repository is unreachable from this machine and Debian does not package Grafana; the
+# host is a container given 2 GiB that sees the whole machine's memory.
+step "copy $SRC as a user would: $HOST in the mariadb and monitoring groups, a generated vault"
+inv=$work/production
 pass=$work/vault-pass
-(umask 077; openssl rand -base64 32 >"$pass")
-"$BIN/ansible-vault" encrypt --vault-password-file "$pass" "$vault"
-# shellcheck disable=SC2016 # the literal header of a vault-encrypted file
-head -c 14 "$vault" | grep -qxF '$ANSIBLE_VAULT' || fail "$vault is not vault-encrypted"
+(umask 077; : >"$work/secrets")
+mapfile -t keys < <("$BIN/python" tests/lab/example_inventory.py --example "$SRC" --dest "$inv" \
+  --host "mariadb=$HOST:$address" --host "monitoring=$HOST:$address" \
+  --host-var grafana_install_package=false --host-var mariadb_memory_mb=1536 \
+  --key "$key" --known-hosts "$work/known_hosts" --vault-pass "$pass" --secrets "$work/secrets" \
+  --ansible-vault "$BIN/ansible-vault")
+[ "${#keys[@]}" -gt 0 ] || fail "the inventory was not made (above)"
+vault=$inv/group_vars/all/vault.yml
 playbook=("$BIN/ansible-playbook" -i "$inv" --vault-password-file "$pass")
 
 step "every vault_* reaches the hosts (group_vars loaded and decrypted)"
