@@ -323,7 +323,8 @@ def purge_plan(on_server, archived, same=None, torn=None):
 
     on_server: [(name, size)] as SHOW BINARY LOGS lists them, oldest first (the last one is being written);
     archived: [(name, number, size)] of the current timeline; same(name) -> whether the archived copy has
-    the content of the server's file (None: sizes are compared only); torn(name) -> the bytes of a torn tail
+    the content of the server's file, None when it cannot be told (same itself None: sizes are compared
+    only); torn(name) -> the bytes of a torn tail
     (torn_tail(): the archive holds all of the file that can be read). Returns dict(purge_to: the oldest file
     kept or None, files: [(name, size)] to purge, stopped_at, reason). OpsError when the archive holds
     nothing, or lacks the server's oldest binlog (nothing at all could be purged safely).
@@ -345,7 +346,7 @@ def purge_plan(on_server, archived, same=None, torn=None):
         elif name == archived[-1][0]:
             # archiver_start() resumes from the newest archived file; were it purged, it would record a gap
             reason = "the archive's newest file: the archiver resumes from it, so the server keeps it"
-        elif held[name] == size and same is not None and not same(name):
+        elif held[name] == size and same is not None and same(name) is False:
             reason = "the archived copy differs from the server's file"
         if reason:
             break
@@ -393,16 +394,26 @@ def purge_binlogs(settings, backups, dry_run=False):
         binlog_dir = os.path.dirname(basename) if basename else None
         readable = bool(binlog_dir) and os.access(binlog_dir, os.R_OK | os.X_OK)
 
+        encrypted = set()
+
         def same(name):
+            # An encrypted binlog (encrypt_binlog) differs byte for byte from its archived copy, which the
+            # archiver received decrypted: only its size can be compared, as when the directory is unreadable.
+            if is_encrypted(os.path.join(binlog_dir, name)):
+                encrypted.add(name)
+                return None
             return same_binlog(os.path.join(binlog_dir, name), os.path.join(directory, name))
 
         def torn(name):
+            if is_encrypted(os.path.join(binlog_dir, name)):
+                return 0  # its events cannot be read here: no torn tail is recognised
             return torn_tail(os.path.join(binlog_dir, name), os.path.join(directory, name))
 
         plan = purge_plan(on_server, archived, *((same, torn) if readable else (None, None)))
         result = dict(dry_run=bool(dry_run), timeline=timeline, purge_to=plan["purge_to"],
                       files=[name for name, _ in plan["files"]], bytes=sum(size for _, size in plan["files"]),
-                      compared="content" if readable else "size", kept_from=plan["stopped_at"], kept_because=plan["reason"])
+                      compared=("size (encrypted binlogs)" if encrypted else "content") if readable else "size",
+                      kept_from=plan["stopped_at"], kept_because=plan["reason"])
         if dry_run:
             return dict(result, **binlog_disk(binlog_dir if readable else None))
         if not plan["files"]:
