@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar, trust_as_template
 
 REPO = Path(__file__).resolve().parents[2]
 # Nothing compiled lands in module_utils/stockdb, which roles/backup copies whole to the hosts.
 sys.dont_write_bytecode = True
+# The collections of the ansible package (community.general's filters), found as a play finds them.
+init_plugin_loader()
 
 
 def _trusted(value):

@@ -8,6 +8,8 @@
                                                       archive lag and gaps
   stockdb-ops purge-binlogs [--dry-run]               free the server's disk: PURGE BINARY LOGS, only of
                                                       files the binlog archive holds whole
+  stockdb-ops new-timeline                            archive the server's binlogs into a new timeline, after
+                                                      they restarted (a replica rebuilt by replica_provision.yml)
   stockdb-ops dump --output FILE [--backup NAME] [--no-mask]
                                                       a logical dump of a backup for test environments,
                                                       customers' names and e-mails masked
@@ -62,6 +64,11 @@ def cmd_purge(s, args):
     return 0
 
 
+def cmd_new_timeline(s, args):
+    print(json.dumps(dict(timeline=archive.start_new_timeline(s))))
+    return 0
+
+
 def cmd_dump(s, args):
     print(json.dumps(dump.dump(s, args.output, args.backup, mask=not args.no_mask)))
     return 0
@@ -85,6 +92,8 @@ def parser():
     u = sub.add_parser("purge-binlogs", help="PURGE BINARY LOGS up to what the binlog archive holds whole")
     u.add_argument("--dry-run", action="store_true", help="say what would be purged, purge nothing")
     u.set_defaults(func=cmd_purge)
+    sub.add_parser("new-timeline", help="archive the server's binlogs into a new timeline (they restarted)"
+                   ).set_defaults(func=cmd_new_timeline)
     d = sub.add_parser("dump", help="a logical dump of a backup (restored into a scratch server), personal data masked")
     d.add_argument("--output", required=True, help="the dump file to write (must not exist)")
     d.add_argument("--backup", default=None, help="backup name (default: the newest)")
