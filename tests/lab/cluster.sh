@@ -77,8 +77,11 @@ up() {
   else
     local args=()
     while read -r name address group; do args+=(--host "$group=$name:$address"); done < <(hosts)
+    # The monitoring host is the application's side too: the writer endpoint and the trading clients of
+    # the drills run there, and the database hosts see its address.
+    args+=(--host "writer_endpoint=$MONITORING:$prefix.21")
     "$BIN/python" tests/lab/example_inventory.py --dest "$DIR/inventory" "${args[@]}" \
-      --host-var grafana_install_package=false --host-var mariadb_memory_mb=1536 \
+      --host-var grafana_install_package=false --host-var mariadb_memory_mb=1536 --host-var "mariadb_app_host=$prefix.%" \
       --key "$KEY" --known-hosts "$DIR/known_hosts" --vault-pass "$DIR/vault-pass" --secrets "$DIR/secrets" \
       --ansible-vault "$BIN/ansible-vault" >/dev/null
     log "inventory $DIR/inventory made from inventory/production.example, vault password $DIR/vault-pass"
