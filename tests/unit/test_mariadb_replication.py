@@ -43,6 +43,7 @@ def test_every_host_of_a_set_starts_read_only_with_the_same_replication_settings
         assert cnf["read_only"] == "ON"  # a server that comes back takes no writes until told
         assert cnf["rpl_semi_sync_master_wait_point"] == "AFTER_SYNC"
         assert cnf["rpl_semi_sync_slave_enabled"] == "ON"
+        assert cnf["init_rpl_role"] == "SLAVE"  # crash recovery drops what was never acknowledged
         assert cnf["sync_relay_log"] == "1" and cnf["relay_log_recovery"] == "ON"
         assert cnf["slave_parallel_mode"] == "optimistic" and int(cnf["slave_parallel_threads"]) > 0
         assert cnf["relay_log"] == "/var/lib/mysql/relay-bin"
