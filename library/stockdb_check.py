@@ -26,6 +26,13 @@ options:
   ack_until:
     description: Only acknowledgements committed at or before this UTC time (C(YYYY-MM-DD HH:MM:SS[.ffffff])) must be present.
     type: str
+  checksums:
+    description:
+      - Also return the row count and a checksum of every table of the schema, from the values of every column
+        (not CHECKSUM TABLE, which hashes the row buffer and differs between identical copies of a table with a
+        virtual column), in the same snapshot. Equal on a primary and its caught-up replicas.
+    type: bool
+    default: false
   login_defaults_file:
     description: MySQL option file of an account that may read the trading schema.
     type: path
@@ -61,6 +68,11 @@ ack:
       cancels the simulator acknowledged only after looking them up (their commit was in doubt).
   returned: when ack_log is set
   type: dict
+checksums:
+  description: Per table of the schema, C(rows) and C(checksum).
+  returned: when checksums is true
+  type: dict
+  sample: {"orders": {"rows": 3898, "checksum": 8370442127731}}
 """
 
 import os
@@ -68,6 +80,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.stockdb import db, invariants
+from ansible.module_utils.stockdb.ops import integrity
 
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
 
@@ -86,6 +99,7 @@ def main():
         checks=dict(type="list", elements="str"),
         ack_log=dict(type="path"),
         ack_until=dict(type="str"),
+        checksums=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
@@ -110,6 +124,9 @@ def main():
             result = dict(changed=False, checks=results, totals=totals(cur))
             if ack is not None:
                 result["ack"] = ack
+            if p["checksums"]:
+                cur.execute("SELECT DATABASE()")
+                result["checksums"] = integrity.table_checksums(cur, cur.fetchone()[0])
             conn.rollback()
     finally:
         conn.close()

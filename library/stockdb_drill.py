@@ -23,7 +23,8 @@ description:
     injection) from the marks, and, from the acknowledgement log, orders/s and p99 latency before the fault
     (from O(baseline_started_at)),
     during it (from O(injected_at) to O(recovered_at), or to the end of the load) and after it, the lowest
-    O(window_s)-second orders/s during it as a share of before (the dip), and the per-second series.
+    O(window_s)-second orders/s during it as a share of before (the dip), the longest pause in acknowledged
+    orders from the injection on (the stall), and the per-second series.
   - Times are UTC, C(YYYY-MM-DDTHH:MM:SS[.ffffff]Z). The alert log has whole seconds, so a time to alert is
     exact to a second.
 options:
@@ -163,6 +164,13 @@ dip_ratio:
   description: The lowest O(window_s)-second orders/s during the fault over the orders/s before it.
   returned: action is measure
   type: float
+stall:
+  description:
+    - The longest pause in acknowledged orders from the injection on - C(seconds), C(last_before) (the last order
+      before it), C(first_after) (the first after it; null when trading had not come back when the load stopped).
+    - What clients saw of a switchover's write block or of a failover.
+  returned: action is measure
+  type: dict
 series:
   description: C(t0), C(step_s) (1) and per-second C(orders_per_s) and C(p99_ms) from the load's start.
   returned: action is measure

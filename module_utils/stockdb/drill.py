@@ -225,6 +225,25 @@ def wait_recovery(path, baseline_from, baseline_to, since, timeout, ratio=0.9, w
         sleep(POLL_S)
 
 
+def longest_stall(orders, since, until):
+    """The longest time without an acknowledged order that ends at or after `since` (the fault), up to
+    `until`: dict(seconds, last_before, first_after). What clients saw of a switchover's write block or a
+    failover: from the last order acknowledged before it to the first after it. first_after is None when
+    trading had not come back by `until`."""
+    times = sorted(at for at, _ in orders if at <= until)
+    before = [t for t in times if t < since]
+    previous = before[-1] if before else since
+    longest = None
+    for at in (t for t in times if t >= since):
+        if longest is None or at - previous > longest[0]:
+            longest = (at - previous, previous, at)
+        previous = at
+    if longest is None or until - previous > longest[0]:
+        longest = (until - previous, previous, None)
+    return dict(seconds=round(longest[0], 3), last_before=stamp(longest[1]),
+                first_after=None if longest[2] is None else stamp(longest[2]))
+
+
 def seconds_between(earlier, later):
     """Seconds from one UTC time to another (None when either is missing)."""
     if not earlier or not later:
@@ -238,8 +257,9 @@ def measure(path, marks, warmup_s=3, window_s=5):
 
     Orders/s and p99 before the fault (from baseline_started_at, or `warmup_s` after the load's start),
     during it (injection to recovery, or to the end of the load) and after it; the lowest `window_s`
-    orders/s during it as a share of before (dip_ratio); the time to alert and to recover (from the
-    remediation's start and from the injection); per-second series."""
+    orders/s during it as a share of before (dip_ratio); the longest pause in acknowledged orders from
+    the fault on (stall); the time to alert and to recover (from the remediation's start and from the
+    injection); per-second series."""
     for name in ("load_started_at", "injected_at", "load_stopped_at"):
         if not marks.get(name):
             raise DrillError(f"measure needs {name}")
@@ -280,6 +300,7 @@ def measure(path, marks, warmup_s=3, window_s=5):
         p99_ms=dict(before=window_p99(orders, *before), during=window_p99(orders, *during),
                     after=window_p99(orders, *after)),
         dip_ratio=dip,
+        stall=longest_stall(orders, injected, stopped),
         orders=len(orders),
         series=dict(t0=stamp(math.floor(start)), step_s=1, orders_per_s=counts,
                     p99_ms=[None if not v else round(percentile(v, 0.99), 1) for v in latencies]),

@@ -80,6 +80,10 @@ up() {
     # The monitoring host is the application's side too: the writer endpoint and the trading clients of
     # the drills run there, and the database hosts see its address.
     args+=(--host "writer_endpoint=$MONITORING:$prefix.21")
+    # A lab opts in to drills (playbooks/cluster_drill.yml, chaos.yml): every database host is a chaos target.
+    while read -r name address group; do
+      [ "$group" = mariadb ] && args+=(--host "chaos_targets=$name:$address")
+    done < <(hosts)
     "$BIN/python" tests/lab/example_inventory.py --dest "$DIR/inventory" "${args[@]}" \
       --host-var grafana_install_package=false --host-var mariadb_memory_mb=1536 --host-var "mariadb_app_host=$prefix.%" \
       --key "$KEY" --known-hosts "$DIR/known_hosts" --vault-pass "$DIR/vault-pass" --secrets "$DIR/secrets" \

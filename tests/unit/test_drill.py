@@ -189,3 +189,22 @@ def test_an_alert_that_fired_before_alertmanager_started_is_not_waited_for(tmp_p
     clock = Clock(T0)
     assert drill.wait_quiet(str(log), ["MariaDBRestarted", "MariaDBDown"], 60, since=started, clock=clock,
                             sleep=clock.sleep) == dict(firing=[], waited_s=0.0)
+
+
+def test_the_longest_stall_is_what_clients_saw_of_a_write_block():
+    # orders every 0.1 s, none from 10.05 to 13.45 (a switchover's write block), then again
+    orders = [(T0 + i / 10, 1.0) for i in range(101)] + [(T0 + 13.45 + i / 10, 1.0) for i in range(50)]
+    stall = drill.longest_stall(orders, T0 + 9.5, T0 + 20)
+    assert stall == dict(seconds=3.45, last_before=drill.stamp(T0 + 10), first_after=drill.stamp(T0 + 13.45))
+    # trading never came back: the stall runs to the end of the load
+    assert drill.longest_stall(orders[:101], T0 + 9.5, T0 + 20) == dict(
+        seconds=10.0, last_before=drill.stamp(T0 + 10), first_after=None)
+    # a pause before the fault does not count
+    assert drill.longest_stall(orders, T0 + 14, T0 + 18.4)["seconds"] == 0.1
+
+
+def test_measure_reports_the_stall_after_the_injection(tmp_path):
+    path = ack_log(tmp_path / "ack.log", [10] * 10 + [0] * 4 + [10] * 6, latency=1.0)
+    figures = drill.measure(path, dict(load_started_at=drill.stamp(T0), injected_at=drill.stamp(T0 + 10),
+                                       load_stopped_at=drill.stamp(T0 + 20)))
+    assert 4.0 <= figures["stall"]["seconds"] <= 5.0 and figures["stall"]["first_after"] is not None
