@@ -40,3 +40,14 @@ def test_a_malformed_position_is_refused_with_its_text():
         gtid.stockdb_gtid_seq("0-1,0-2-3")
     with pytest.raises(AnsibleFilterError, match="is not a GTID list"):
         gtid.stockdb_gtid_errant(42, "")
+
+
+def test_history_from_before_a_rebuilt_primary_was_copied_is_not_errant():
+    # db1 was rebuilt from a copy at 0-13-42917: its binlog knows only server 13 from there on; a replica still
+    # holds the last GTID server 12 wrote, long before (35720), which the copy contained
+    rebuilt = "0-13-42930"
+    assert gtid.stockdb_gtid_errant("0-11-38385,0-12-35720,0-13-42930", rebuilt) == []
+    # ...but a GTID of an unknown server newer than what the reference holds is errant
+    assert gtid.stockdb_gtid_errant("0-12-42931", rebuilt) == ["0-12-42931"]
+    # a domain the reference never wrote in: everything in it is errant
+    assert gtid.stockdb_gtid_errant("1-12-5", rebuilt) == ["1-12-5"]
