@@ -43,6 +43,13 @@ def sql(host, statement, defaults_file=None):
     return host.run(f"mariadb {opts}--batch --skip-column-names -e {shlex.quote(statement)}")
 
 
+def select(host, expression):
+    """The value of one SQL expression on the host's server (SELECT expression), as text; fails on an error."""
+    rows = sql(host, f"SELECT {expression}")
+    assert rows.rc == 0, rows.stderr
+    return rows.stdout.strip()
+
+
 def wait_for(predicate, timeout, interval=2.0, what="condition"):
     """Poll predicate() until it returns a truthy value, for at most timeout seconds."""
     deadline = time.monotonic() + timeout

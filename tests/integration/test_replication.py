@@ -7,7 +7,7 @@ cluster's inventory). On a standalone server every test is skipped.
 import shlex
 
 import pytest
-from conftest import sql
+from conftest import select, sql
 
 
 def status(host):
@@ -18,16 +18,10 @@ def status(host):
     return dict(zip(lines[0].split("\t"), lines[1].split("\t"))) if len(lines) > 1 else {}
 
 
-def value(host, expression):
-    out = sql(host, f"SELECT {expression}")
-    assert out.rc == 0, out.stderr
-    return out.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def role(host):
-    if value(host, "@@global.read_only") == "0" and not status(host):
-        if value(host, "@@global.rpl_semi_sync_master_enabled") == "0":
+    if select(host, "@@global.read_only") == "0" and not status(host):
+        if select(host, "@@global.rpl_semi_sync_master_enabled") == "0":
             pytest.skip("a standalone server: no replication set here")
         return "primary"
     return "replica"
@@ -40,8 +34,8 @@ def test_a_replica_replicates_over_tls_by_gtid_read_only_and_acknowledging(host,
     assert s["Slave_IO_Running"] == "Yes" and s["Slave_SQL_Running"] == "Yes", s
     assert s["Master_SSL_Allowed"] == "Yes" and s["Master_SSL_Verify_Server_Cert"] == "Yes"
     assert s["Using_Gtid"] == "Slave_Pos"
-    assert value(host, "@@global.read_only") == "1"
-    assert value(host, "@@global.rpl_semi_sync_master_enabled") == "0"
+    assert select(host, "@@global.read_only") == "1"
+    assert select(host, "@@global.rpl_semi_sync_master_enabled") == "0"
     out = sql(host, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_slave_status'")
     assert out.stdout.split() == ["Rpl_semi_sync_slave_status", "ON"]
 

@@ -10,16 +10,14 @@ import re
 import secrets
 
 import pytest
-from conftest import http_get_json, prom_query, sql, wait_for
+from conftest import http_get_json, prom_query, select, sql, wait_for
 
 APP = "/etc/stockdb/app.cnf"
 REPORT = "/etc/stockdb/report.cnf"
 
 
 def variable(host, name):
-    rows = sql(host, f"SELECT @@GLOBAL.{name}")
-    assert rows.rc == 0, rows.stderr
-    return rows.stdout.strip()
+    return select(host, f"@@GLOBAL.{name}")
 
 
 @pytest.fixture(scope="module")
