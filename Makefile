@@ -13,7 +13,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 LAB       := tests/lab/lab.sh
 TOOLS     := .cache/prometheus-tools/usr/bin
 PROMTOOL  := $(TOOLS)/promtool
-SCENARIOS ?= default ops
+# Molecule scenarios, in order; scenarios joined by '+' run at the same time (tests/tools/molecule_scenarios.sh).
+SCENARIOS ?= default ops+cluster
 
 .PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status lab-cluster lab-cluster-verify lab-cluster-down erd test lint unit argspecs test-rules test-production molecule clean
 
@@ -93,14 +94,7 @@ test-production: venv ## the production inventory as documented, vaulted, over s
 
 molecule: venv ## the Molecule scenarios ($(SCENARIOS)) on local systemd hosts
 	$(LAB) image
-	@for s in $(SCENARIOS); do \
-	  echo "== molecule test -s $$s"; t0=$$(date +%s); \
-	  if [ $$s = default ]; then $(LAB) disk-rm stockdb-molecule; LAB_DISK_MB=1536 $(LAB) disk stockdb-molecule >/dev/null || exit 1; fi; \
-	  $(BIN)/molecule test -s $$s; rc=$$?; \
-	  echo "== molecule test -s $$s: rc $$rc after $$(( $$(date +%s) - t0 )) s"; \
-	  if [ $$s = default ]; then $(LAB) disk-rm stockdb-molecule; fi; \
-	  [ $$rc -eq 0 ] || exit $$rc; \
-	done
+	tests/tools/molecule_scenarios.sh $(SCENARIOS)
 
 clean: lab-down ## remove the lab host, the venv and caches (keeps .secrets/)
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

@@ -9,6 +9,11 @@
 #   tests/lab/cluster.sh status   the hosts and their addresses
 #   tests/lab/cluster.sh ansible-args
 #                                 the arguments that point ansible-playbook at the cluster, one per line
+#   tests/lab/cluster.sh vault-pass
+#                                 make the vault password file now (else \`up\` makes it with the inventory);
+#                                 Molecule's cluster scenario needs it before its first playbook runs
+#   tests/lab/cluster.sh purge    down, then remove the inventory and every secret made for it (the vault
+#                                 password stays: the next \`up\` encrypts a new vault with it)
 #
 # `make lab-cluster` runs `up` and then site.yml over ssh with the vault:
 #   ansible-playbook $(tests/lab/cluster.sh ansible-args) site.yml
@@ -110,6 +115,21 @@ status() {
   done < <(hosts)
 }
 
+vault_pass() {
+  mkdir -p "$DIR"
+  chmod 700 "$DIR"
+  if [ ! -s "$DIR/vault-pass" ]; then
+    (umask 077 && openssl rand -base64 32 >"$DIR/vault-pass")
+    log "vault password $DIR/vault-pass made"
+  fi
+}
+
+purge() {
+  down
+  rm -rf "$DIR/inventory" "$DIR/known_hosts" "$DIR/secrets"
+  log "the inventory and secrets in $DIR removed"
+}
+
 ansible_args() {
   printf '%s\n' -i "$DIR/inventory" --vault-password-file "$DIR/vault-pass"
 }
@@ -119,5 +139,7 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   ansible-args) ansible_args ;;
+  vault-pass) vault_pass ;;
+  purge) purge ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac

@@ -95,8 +95,11 @@ def make_vault(dest, vault_pass, secrets_file, ansible_vault):
             vault_pass.write_text(secrets.token_urlsafe(32) + "\n")
     finally:
         os.umask(old)
+    # Encrypted with this password file only: one named by ANSIBLE_VAULT_PASSWORD_FILE as well (Molecule's cluster
+    # scenario sets it for its playbooks) would make two vault ids and no choice between them.
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_VAULT_PASSWORD_FILE"}
     subprocess.run([ansible_vault, "encrypt", "--vault-password-file", str(vault_pass), str(vault)], check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, env=env)
     if not vault.read_text().startswith("$ANSIBLE_VAULT"):
         fail(f"{vault} is not vault-encrypted")
     return keys
