@@ -89,3 +89,16 @@ def test_extra_port_is_rendered_only_when_on(role_vars, extra_port, rendered):
         "roles/mariadb/templates/etc/mysql/mariadb.conf.d/60-stockdb.cnf.j2")
     assert (f"extra_port = {extra_port}\nextra_max_connections = 5\n" in text) is rendered
     assert ("extra_port" in text) is rendered
+
+
+def test_the_role_owns_every_host_of_the_accounts_whose_host_is_configured(role_vars):
+    # the accounts task removes a row of these users whose user@host is not in _mariadb_present_keys
+    v, present, _ = accounts(role_vars, **REPORT_ON, mariadb_app_host="10.0.2.%")
+    assert v["_mariadb_owned_users"] == ["stockdb_app", "stockdb_report", "stockdb_repl"]
+    keys = set(v["_mariadb_present_keys"])
+    assert keys == {f"{user}@{host}" for user, host in present}
+    assert {"stockdb_app@localhost", "stockdb_app@10.0.2.%"} <= keys
+    # the application moved to another network: its old pattern is no longer kept
+    v, _, _ = accounts(role_vars, **REPORT_ON, mariadb_app_host="10.0.3.%")
+    assert "stockdb_app@10.0.2.%" not in v["_mariadb_present_keys"]
+    assert "stockdb_app@10.0.3.%" in v["_mariadb_present_keys"]
