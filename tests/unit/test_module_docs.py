@@ -40,7 +40,8 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
            "stockdb_query_report": "window_s=1 top=0",
            "stockdb_tune": "read=open_orders table=orders index=ix-bad columns=account_id",
            "stockdb_experiment": "action=plan param=Bad-Name values=1",
-           "stockdb_promote": "wait_gtid=yesterday"}[module]
+           "stockdb_promote": "wait_gtid=yesterday",
+           "stockdb_files": '{"files": [{"path": "relative/x", "content": "a", "mode": "0644"}]}'}[module]
     result = subprocess.run([str(BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
                              "-a", bad], capture_output=True, text=True, cwd=REPO,
                             env={"PATH": f"{BIN}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -55,5 +56,6 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
              "stockdb_query_report": "top=0 is outside 1..50",
              "stockdb_tune": "index 'ix-bad' is not a plain identifier",
              "stockdb_experiment": "'Bad-Name' is not a server variable name",
-             "stockdb_promote": "wait_gtid='yesterday' is not a GTID position"}[module]
+             "stockdb_promote": "wait_gtid='yesterday' is not a GTID position",
+             "stockdb_files": "path 'relative/x' must be an absolute"}[module]
     assert named in result.stdout, result.stdout

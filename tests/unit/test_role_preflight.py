@@ -148,24 +148,22 @@ def test_a_cross_role_default_is_found(tmp_path):
 
 # --- Who may write what root's jobs read -------------------------------------------------------
 
-def _file_tasks(path):
-    """(arguments, loop) of each ansible.builtin.file task of a task file."""
-    return [(t["ansible.builtin.file"], t.get("loop", [])) for t in yaml.safe_load(path.read_text())
-            if "ansible.builtin.file" in t]
+def _file_entries(path):
+    """The entries written out in the stockdb_files tasks of a task file, by path."""
+    return {e["path"]: e for t in yaml.safe_load(path.read_text()) if isinstance(t.get("stockdb_files", {}).get("files"), list)
+            for e in t["stockdb_files"]["files"]}
 
 
 def test_textfile_metrics_are_writable_by_root_only():
     """The backup and health jobs (root) write the metrics; the stockdb account must not forge them."""
-    (task,) = [t for t, _ in _file_tasks(ROLES_DIR / "node_exporter/tasks/main.yml")
-               if t["path"] == "{{ node_exporter_textfile_dir }}"]
-    assert (task["owner"], task["group"]) == ("root", "root")
-    assert not int(task["mode"], 8) & (stat.S_IWGRP | stat.S_IWOTH), task["mode"]
+    entry = _file_entries(ROLES_DIR / "node_exporter/tasks/main.yml")["{{ node_exporter_textfile_dir }}"]
+    assert (entry["state"], entry["owner"], entry["group"]) == ("directory", "root", "root")
+    assert not int(entry["mode"], 8) & (stat.S_IWGRP | stat.S_IWOTH), entry["mode"]
 
 
 def test_directories_root_writes_into_belong_to_root():
     """Logs, the home (ack log, state) and credentials: the account may read, not plant files or symlinks."""
-    ((task, loop),) = [(t, loop) for t, loop in _file_tasks(ROLES_DIR / "common/tasks/main.yml")
-                       if "{{ common_log_dir }}" in loop]
-    assert task["owner"] == "root"
-    assert not int(task["mode"], 8) & (stat.S_IWGRP | stat.S_IWOTH), task["mode"]
-    assert set(loop) == {"{{ _common_home }}", "{{ common_log_dir }}", "{{ common_config_dir }}"}
+    entries = _file_entries(ROLES_DIR / "common/tasks/main.yml")
+    for path in ("{{ _common_home }}", "{{ common_log_dir }}", "{{ common_config_dir }}"):
+        assert entries[path]["state"] == "directory" and entries[path]["owner"] == "root", path
+        assert not int(entries[path]["mode"], 8) & (stat.S_IWGRP | stat.S_IWOTH), entries[path]
