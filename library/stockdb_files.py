@@ -19,8 +19,9 @@ description:
     a path given twice, an unknown owner, a file where a directory is wanted, a file whose directory
     does not exist, new content its O(files[].validate) command refuses) fails with its path named and
     changes nothing.
-  - Supports check mode (reports what would change) and diff mode (the content of each changed file;
-    use C(no_log) on a task whose files hold secrets).
+  - Supports check mode (reports what would change; a missing directory or account that an earlier task
+    would make is allowed, and nothing is validated, as with ansible.builtin.template) and diff mode (the
+    content of each changed file; use C(no_log) on a task whose files hold secrets).
 options:
   files:
     description: The entries, applied in the order given (a directory before the files in it).

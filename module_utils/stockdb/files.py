@@ -251,7 +251,8 @@ def sync(entries, check_mode=False, want_diff=False):
 
     Returns {"changed": {path: [what changed]}, "diff": [...]}. Every entry is checked, planned and
     (new content with a validate command) validated before the first is applied, so a bad entry, an
-    unexpected file type or content its validator refuses changes nothing.
+    unexpected file type or content its validator refuses changes nothing. Check mode allows what an
+    earlier task of the run would make (a directory, an account) and validates nothing.
     """
     checked = check_entries(entries, check_mode)
     planned, new_dirs = [], set()
@@ -261,11 +262,12 @@ def sync(entries, check_mode=False, want_diff=False):
             parent = os.path.dirname(entry["path"])
             if entry["state"] == "directory":
                 new_dirs.add(entry["path"])
-            elif parent not in new_dirs and not os.path.isdir(parent):
+            elif parent not in new_dirs and not os.path.isdir(parent) and not check_mode:
                 raise FilesError(f"{entry['path']}: its directory {parent} does not exist (give it as a directory first)")
         planned.append((entry, changes))
+    # As Ansible's template: validated only when written (in check mode the validator may not be installed yet).
     for entry, changes in planned:
-        if entry["validate"] and ({"created", "content"} & set(changes)):
+        if entry["validate"] and ({"created", "content"} & set(changes)) and not check_mode:
             run_validation(entry)
     changed, diffs = {}, []
     for entry, changes in planned:

@@ -196,3 +196,11 @@ def test_check_mode_allows_an_owner_or_group_the_run_has_not_made_yet(tmp_path):
     assert result["changed"] == {str(tmp_path / "new"): ["created"], str(old): ["group"]}
     with pytest.raises(files.FilesError, match="owner 'stockdb-not-yet' is no user"):
         files.sync([new_dir])
+
+
+def test_check_mode_allows_a_directory_an_earlier_task_would_make_and_validates_nothing(tmp_path):
+    """A fresh host's check: /etc/stockdb is made by the common role, the validator comes with a package."""
+    target = tmp_path / "etc" / "stockdb" / "ops.json"
+    result = files.sync([entry(target, content="{}\n", validate="no-such-validator %s")], check_mode=True)
+    assert result["changed"] == {str(target): ["created"]}
+    assert not (tmp_path / "etc").exists()
