@@ -39,26 +39,16 @@ def _mode(path, value):
 NOT_YET = -2
 
 
-def _uid(path, owner, check_mode):
-    if owner is None:
+def _account_id(path, what, name, check_mode):
+    """The number of a user (what='owner') or group (what='group') name; None when no name is given."""
+    if name is None:
         return None
     try:
-        return pwd.getpwnam(owner).pw_uid
+        return pwd.getpwnam(name).pw_uid if what == "owner" else grp.getgrnam(name).gr_gid
     except KeyError:
         if check_mode:
             return NOT_YET
-        raise FilesError(f"{path}: owner {owner!r} is no user on this host") from None
-
-
-def _gid(path, group, check_mode):
-    if group is None:
-        return None
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        if check_mode:
-            return NOT_YET
-        raise FilesError(f"{path}: group {group!r} is no group on this host") from None
+        raise FilesError(f"{path}: {what} {name!r} is no {'user' if what == 'owner' else 'group'} on this host") from None
 
 
 def check_entries(entries, check_mode=False):
@@ -93,8 +83,8 @@ def check_entries(entries, check_mode=False):
             "state": state,
             "content": None if content is None else str(content).encode("utf-8"),
             "mode": _mode(path, entry.get("mode")),
-            "uid": _uid(path, entry.get("owner"), check_mode),
-            "gid": _gid(path, entry.get("group"), check_mode),
+            "uid": _account_id(path, "owner", entry.get("owner"), check_mode),
+            "gid": _account_id(path, "group", entry.get("group"), check_mode),
             "validate": validate,
         })
     return checked
@@ -167,12 +157,11 @@ def _write(entry):
     if previous is not None:
         keep = {"uid": previous.st_uid if entry["uid"] is None else entry["uid"],
                 "gid": previous.st_gid if entry["gid"] is None else entry["gid"]}
-    mode = entry["mode"] if entry["mode"] is not None else stat.S_IMODE(previous.st_mode)
     fd, tmp = tempfile.mkstemp(prefix=".stockdb-files-", dir=os.path.dirname(path))
     try:
         with os.fdopen(fd, "wb") as f:
             _chown(tmp, keep, f.fileno())
-            os.fchmod(f.fileno(), mode)
+            os.fchmod(f.fileno(), entry["mode"])
             f.write(entry["content"])
             f.flush()
             os.fsync(f.fileno())
