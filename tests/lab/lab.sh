@@ -179,7 +179,14 @@ disk_rm() {
   if mountpoint -q "$mnt"; then
     as_root umount "$mnt" || as_root umount -l "$mnt"
   fi
-  [ -d "$mnt" ] && as_root rmdir "$mnt"
+  # Unmounted, the directory is empty - unless a container ran while its disk was not mounted (a
+  # hand-made `molecule create`, a reboot) and wrote a datadir onto this machine's own disk: that goes too.
+  if [ -d "$mnt" ]; then
+    if [ -n "$(ls -A "$mnt")" ]; then
+      log "removing what was written into $mnt while its disk was not mounted"
+    fi
+    as_root rm -rf --one-file-system "$mnt"
+  fi
   if [ -f "$image" ]; then
     as_root rm -f "$image"
     log "disk $image removed"

@@ -20,7 +20,7 @@ scenario() {  # NAME: one `molecule test`, timed
   t0=$(date +%s)
   echo "== molecule test -s $name"
   if [ "$name" = default ]; then
-    "$LAB" disk-rm stockdb-molecule
+    "$LAB" disk-rm stockdb-molecule || return 1  # never a datadir left by an earlier run
     LAB_DISK_MB=1536 "$LAB" disk stockdb-molecule >/dev/null || return 1
   fi
   molecule test -s "$name"
