@@ -28,6 +28,7 @@ def role(host):
 
 
 def test_a_replica_replicates_over_tls_by_gtid_read_only_and_acknowledging(host, role):
+    """An ordinary replica acknowledges; a delayed one (mariadb_replication_delay) applies late and never does."""
     if role != "replica":
         pytest.skip("the primary")
     s = status(host)
@@ -36,8 +37,10 @@ def test_a_replica_replicates_over_tls_by_gtid_read_only_and_acknowledging(host,
     assert s["Using_Gtid"] == "Slave_Pos"
     assert select(host, "@@global.read_only") == "1"
     assert select(host, "@@global.rpl_semi_sync_master_enabled") == "0"
+    delay = host.ansible.get_variables().get("mariadb_replication_delay", 0)
+    assert int(s["SQL_Delay"]) == int(delay)
     out = sql(host, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_slave_status'")
-    assert out.stdout.split() == ["Rpl_semi_sync_slave_status", "ON"]
+    assert out.stdout.split() == ["Rpl_semi_sync_slave_status", "OFF" if int(delay) > 0 else "ON"]
 
 
 def test_the_primary_takes_writes_acknowledged_by_a_replica(host, role):

@@ -24,6 +24,8 @@
 #   CLUSTER_NETWORK    the Docker network                        (stockdb-cluster)
 #   CLUSTER_SUBNET     its subnet; hosts get .11, .12, ... and .21 (172.30.99.0/24)
 #   CLUSTER_DIR        inventory, vault password, known hosts    (.secrets/cluster, git-ignored)
+#   CLUSTER_DELAYED    a delayed replica: NAME=SECONDS, one of CLUSTER_DATABASES but the first (none)
+#                      (mariadb_replication_delay in its host_vars; playbooks/delayed_recover.yml)
 #   LAB_MEMORY, LAB_SSH_KEY, LAB_MIRROR: as for tests/lab/lab.sh (2g per host)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -45,6 +47,11 @@ die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
 [[ "$SUBNET" =~ ^([0-9]+\.[0-9]+\.[0-9]+)\.0/24$ ]] || die "CLUSTER_SUBNET=$SUBNET: a /24 ending in .0, please"
 prefix=${BASH_REMATCH[1]}
 [ "${#DATABASES[@]}" -ge 1 ] && [ "${#DATABASES[@]}" -le 8 ] || die "CLUSTER_DATABASES: 1 to 8 names"
+DELAYED=${CLUSTER_DELAYED:-}
+if [ -n "$DELAYED" ]; then
+  [[ "$DELAYED" =~ ^([A-Za-z0-9.-]+)=([0-9]+)$ ]] && [[ " ${DATABASES[*]:1} " == *" ${BASH_REMATCH[1]} "* ]] \
+    || die "CLUSTER_DELAYED=$DELAYED: NAME=SECONDS with NAME a database host but the first (the primary)"
+fi
 
 # "name address group" of every host, in order.
 hosts() {
@@ -91,6 +98,7 @@ up() {
     done < <(hosts)
     "$BIN/python" tests/lab/example_inventory.py --dest "$DIR/inventory" "${args[@]}" \
       --host-var grafana_install_package=false --host-var mariadb_memory_mb=1536 --host-var "mariadb_app_host=$prefix.%" \
+      ${DELAYED:+--one-host-var "${DELAYED/=/:mariadb_replication_delay=}"} \
       --key "$KEY" --known-hosts "$DIR/known_hosts" --vault-pass "$DIR/vault-pass" --secrets "$DIR/secrets" \
       --ansible-vault "$BIN/ansible-vault" >/dev/null
     log "inventory $DIR/inventory made from inventory/production.example, vault password $DIR/vault-pass"

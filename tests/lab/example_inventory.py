@@ -54,14 +54,30 @@ def fill_hosts(path, groups, key, known_hosts):
     path.write_text("---\n" + yaml.safe_dump(inventory, sort_keys=False))
 
 
-def write_host_vars(dest, names, settings):
-    if not settings:
-        return
-    (dest / "host_vars").mkdir(exist_ok=True)
-    body = yaml.safe_dump(settings, sort_keys=False)
+def write_host_vars(dest, names, settings, own=None):
+    """settings for every host, and own[name] (settings of one host) on top."""
+    own = own or {}
     for name in names:
+        mine = {**settings, **own.get(name, {})}
+        if not mine:
+            continue
+        (dest / "host_vars").mkdir(exist_ok=True)
         (dest / "host_vars" / f"{name}.yml").write_text(
-            "---\n# Added by tests/lab/example_inventory.py: what this machine's lab hosts need.\n" + body)
+            "---\n# Added by tests/lab/example_inventory.py: what this machine's lab hosts need.\n"
+            + yaml.safe_dump(mine, sort_keys=False))
+
+
+def parse_settings(items, option, per_host=False):
+    """['NAME=VALUE', ...] -> {NAME: value}; per_host: ['HOST:NAME=VALUE', ...] -> {HOST: {NAME: value}}."""
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        host, _, name = key.rpartition(":") if per_host else (None, "", key)
+        if not sep or not name or (per_host and not host):
+            fail(f"{option} {item!r} is not {'HOST:' if per_host else ''}NAME=VALUE")
+        target = settings.setdefault(host, {}) if per_host else settings
+        target[name] = yaml.safe_load(value)
+    return settings
 
 
 def make_vault(dest, vault_pass, secrets_file, ansible_vault):
@@ -111,6 +127,7 @@ def main():
     parser.add_argument("--dest", type=Path, required=True)
     parser.add_argument("--host", action="append", default=[], required=True, help="GROUP=NAME:ADDRESS")
     parser.add_argument("--host-var", action="append", default=[], help="NAME=VALUE (YAML) for every host")
+    parser.add_argument("--one-host-var", action="append", default=[], help="HOST:NAME=VALUE (YAML) for one host")
     parser.add_argument("--key", type=Path, required=True)
     parser.add_argument("--known-hosts", type=Path, required=True)
     parser.add_argument("--vault-pass", type=Path, required=True)
@@ -122,19 +139,18 @@ def main():
     if args.dest.exists():
         fail(f"{args.dest} exists already")
     groups = parse_hosts(args.host)
-    settings = {}
-    for item in args.host_var:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            fail(f"--host-var {item!r} is not NAME=VALUE")
-        settings[name] = yaml.safe_load(value)
+    settings = parse_settings(args.host_var, "--host-var")
+    own = parse_settings(args.one_host_var, "--one-host-var", per_host=True)
     known = set(yaml.safe_load((args.example / "hosts.yml").read_text())["all"]["children"])
     if set(groups) - known:
         fail(f"{args.example}/hosts.yml has no group(s) {sorted(set(groups) - known)} (it has {sorted(known)})")
     shutil.copytree(args.example, args.dest)
     try:
         fill_hosts(args.dest / "hosts.yml", groups, args.key, args.known_hosts)
-        write_host_vars(args.dest, sorted({n for hosts in groups.values() for n in hosts}), settings)
+        names = sorted({n for hosts in groups.values() for n in hosts})
+        if set(own) - set(names):
+            fail(f"--one-host-var names hosts {sorted(set(own) - set(names))} that no --host gives")
+        write_host_vars(args.dest, names, settings, own)
         keys = make_vault(args.dest, args.vault_pass, args.secrets, args.ansible_vault)
     except BaseException:
         shutil.rmtree(args.dest)  # no half-made inventory (with a clear vault file) is left behind

@@ -44,6 +44,23 @@ def test_hosts_groups_host_vars_and_an_encrypted_vault(tmp_path):
     assert (tmp_path / "pass").stat().st_mode & 0o077 == 0
 
 
+def test_one_host_gets_its_own_setting_on_top_of_the_common_ones(tmp_path):
+    run = make(tmp_path, "mariadb=db1:10.9.0.11", "mariadb=db2:10.9.0.12",
+               extra=["--host-var", "mariadb_memory_mb=1536", "--one-host-var", "db2:mariadb_replication_delay=60"])
+    assert run.returncode == 0, run.stderr
+    host_vars = tmp_path / "inv" / "host_vars"
+    assert yaml.safe_load((host_vars / "db1.yml").read_text()) == {"mariadb_memory_mb": 1536}
+    assert yaml.safe_load((host_vars / "db2.yml").read_text()) == {"mariadb_memory_mb": 1536, "mariadb_replication_delay": 60}
+
+
+def test_a_setting_for_a_host_not_given_or_without_its_host_is_named_and_nothing_is_made(tmp_path):
+    run = make(tmp_path, "mariadb=db1:10.9.0.11", extra=["--one-host-var", "db9:mariadb_replication_delay=60"])
+    assert run.returncode != 0 and "names hosts ['db9'] that no --host gives" in run.stderr
+    assert not (tmp_path / "inv").exists()
+    run = make(tmp_path, "mariadb=db1:10.9.0.11", extra=["--one-host-var", "mariadb_replication_delay=60"])
+    assert run.returncode != 0 and "is not HOST:NAME=VALUE" in run.stderr
+
+
 def test_an_unknown_group_is_named_and_nothing_is_made(tmp_path):
     run = make(tmp_path, "databases=db1:10.9.0.11")
     assert run.returncode != 0 and "no group(s) ['databases']" in run.stderr

@@ -41,6 +41,7 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
            "stockdb_tune": "read=open_orders table=orders index=ix-bad columns=account_id",
            "stockdb_experiment": "action=plan param=Bad-Name values=1",
            "stockdb_promote": "wait_gtid=yesterday",
+           "stockdb_stop_point": "applied_pos=0-1-5 before_time=yesterday",
            "stockdb_files": '{"files": [{"path": "relative/x", "content": "a", "mode": "0644"}]}'}[module]
     result = subprocess.run([str(BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
                              "-a", bad], capture_output=True, text=True, cwd=REPO,
@@ -57,5 +58,6 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
              "stockdb_tune": "index 'ix-bad' is not a plain identifier",
              "stockdb_experiment": "'Bad-Name' is not a server variable name",
              "stockdb_promote": "wait_gtid='yesterday' is not a GTID position",
+             "stockdb_stop_point": "before_time 'yesterday' is not an ISO 8601 time",
              "stockdb_files": "path 'relative/x' must be an absolute"}[module]
     assert named in result.stdout, result.stdout
