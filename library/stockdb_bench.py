@@ -17,6 +17,12 @@ description:
     O(duration) seconds have passed (the backup under way finishes) or O(max_backups); every backup
     must succeed. Give it a copy of the settings with its own backup, state and log directories, so the
     backups under load stay apart from the real ones.
+  - O(action=alternate) measures trading during backups while a load runs (start the simulator in the
+    background first, with an O(ack_log)) - windows of O(quiet) seconds without a backup and of one
+    C(stockdb-ops --config CONFIG backup --type BACKUP_TYPE) in turn, quiet first and last, for O(duration)
+    seconds (the time the load still runs); then it counts the orders the simulator acknowledged in each
+    window from O(ack_log). Each backup window is compared with the quiet ones on either side, so the
+    drift of the rate over a run cancels. Fails when no backup fits or the load ended before the windows.
   - O(action=cold_copy) stops O(services) (in order), copies the data files of O(datadir) with tar into
     the empty directory O(dest), syncs, and starts the services again (in reverse order) whatever
     happens. Returns the copy's size and the seconds of the copy and the sync - what a restore is
@@ -30,18 +36,20 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [sysbench, backups, cold_copy, result]
+    choices: [sysbench, backups, alternate, cold_copy, result]
     required: true
   duration:
     description:
-      - Seconds (1..3600) sysbench runs (O(action=sysbench)), or during which backups are started one after
-        the other (O(action=backups)).
+      - Seconds (1..3600) sysbench runs (O(action=sysbench)), during which backups are started one after
+        the other (O(action=backups)), or the windows of O(action=alternate) take (at most the time the load
+        still runs).
     type: int
     default: 60
   timeout:
     description:
       - Upper bound in seconds (1..86400) of the whole action; commands still running then are stopped.
-      - Default O(duration) + 600 for O(action=sysbench) and O(action=backups), 600 for O(action=cold_copy).
+      - Default O(duration) + 600 for O(action=sysbench), O(action=backups) and O(action=alternate), 600 for
+        O(action=cold_copy).
     type: int
   workload:
     description: The sysbench workload (O(action=sysbench)).
@@ -85,7 +93,21 @@ options:
     type: int
     default: 8
   config:
-    description: The stockdb-ops JSON settings the backups under load use (O(action=backups)).
+    description: The stockdb-ops JSON settings the backups under load use (O(action=backups) and O(action=alternate)).
+    type: path
+  backup_type:
+    description:
+      - The backups O(action=alternate) takes; C(incremental) needs a full backup in the settings' backup
+        directory already (the intraday backups of the backup role are incrementals).
+    type: str
+    choices: [full, incremental]
+    default: incremental
+  quiet:
+    description: Seconds (1..600) of each window without a backup (O(action=alternate)).
+    type: int
+    default: 20
+  ack_log:
+    description: The simulator's ack log whose orders O(action=alternate) counts per window.
     type: path
   max_backups:
     description: At most this many backups (1..1000) for O(action=backups).
@@ -120,8 +142,8 @@ options:
       - The registered results O(action=result) computes from. C(engine) - C(clients), C(duration_s),
         C(tables), C(table_size), C(sysbench), and C(simulator) and C(seed) (null when skipped).
         C(backup) - C(clients), C(duration_s), C(before), C(after), C(loaded), C(replayed)
-        (stockdb_simulate), C(backups) and C(cold_copy) (this module), C(base) (stockdb_backup),
-        C(restore) (stockdb_restore).
+        (stockdb_simulate), C(backups), C(intraday) (O(action=alternate)) and C(cold_copy) (this module),
+        C(base) (stockdb_backup), C(restore) and C(restore_single) (stockdb_restore).
     type: dict
   host:
     description: The host measured; part of the result and of the file name (O(action=result)).
@@ -153,6 +175,13 @@ EXAMPLES = r"""
     action: backups
     config: /etc/stockdb/ops-bench.json
     duration: 90
+
+- name: While the simulator trades in the background, alternate 20 s without and one incremental backup
+  stockdb_bench:
+    action: alternate
+    config: /etc/stockdb/ops-bench.json
+    ack_log: /var/lib/stockdb/bench-ack.log
+    duration: 285
 
 - name: Copy the datadir with the server stopped
   stockdb_bench:
@@ -218,6 +247,20 @@ elapsed_s:
   description: Wall time of all the backups.
   returned: when action is backups
   type: float
+windows:
+  description:
+    - The windows of O(action=alternate) in order - kind (quiet or backup), start and end (UTC epoch
+      seconds), seconds, orders acknowledged and orders/s; a backup's also its line from stockdb-ops (run).
+  returned: when action is alternate
+  type: list
+  elements: dict
+figures:
+  description:
+    - What O(action=alternate) measured - each backup window's orders/s divided by the mean of its quiet
+      neighbours (ratios, and their mean, min, median, max), the backups' seconds and phases, and orders/s
+      over all quiet and all backup windows.
+  returned: when action is alternate
+  type: dict
 bytes:
   description: Size of the cold copy, files and directories as C(du -sb) counts them.
   returned: when action is cold_copy
@@ -243,16 +286,18 @@ file:
 """
 
 import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.stockdb import bench
 
 LIMITS = dict(duration=(1, 3600), timeout=(1, 86400), tables=(1, 64), table_size=(1, 10_000_000), threads=(1, 256),
-              max_backups=(1, 1000))
-# options without a default that only one action reads
-OWN = dict(sysbench=("login_user", "login_password"), backups=("config",), cold_copy=("dest",),
-           result=("kind", "measured", "host", "started_at", "output_dir"))
+              max_backups=(1, 1000), quiet=(1, 600))
+# options without a default that only some actions read
+OWN = dict(sysbench=("login_user", "login_password"), backups=("config",), alternate=("config", "ack_log"),
+           cold_copy=("dest",), result=("kind", "measured", "host", "started_at", "output_dir"))
 GRACE_S = 600
+ACK_SETTLE_S = 1
 
 
 def validate(module):
@@ -260,11 +305,11 @@ def validate(module):
     for name, (low, high) in LIMITS.items():
         if p[name] is not None and not low <= p[name] <= high:
             module.fail_json(msg=f"{name}={p[name]} is outside {low}..{high}")
-    foreign = sorted(name for action, names in OWN.items() if action != p["action"] for name in names
-                     if p[name] is not None)
+    mine = OWN.get(p["action"], ())
+    foreign = sorted({name for names in OWN.values() for name in names if name not in mine and p[name] is not None})
     if foreign:
         module.fail_json(msg=f"action={p['action']} does not take {', '.join(foreign)}")
-    if p["action"] == "backups":
+    if p["action"] in ("backups", "alternate"):
         if not os.path.isfile(p["config"]):
             module.fail_json(msg=f"config {p['config']} does not exist")
         if p["timeout"] is not None and p["timeout"] < p["duration"]:
@@ -274,7 +319,7 @@ def validate(module):
 def timeout(p):
     if p["timeout"] is not None:
         return p["timeout"]
-    return p["duration"] + GRACE_S if p["action"] in ("sysbench", "backups") else GRACE_S
+    return p["duration"] + GRACE_S if p["action"] in ("sysbench", "backups", "alternate") else GRACE_S
 
 
 def runner(module):
@@ -306,6 +351,20 @@ def backups(module, run):
     return bench.back_to_back(run, [ops, "--config", p["config"], "backup"], p["duration"], p["max_backups"], timeout(p))
 
 
+def alternate(module, run):
+    p = module.params
+    ops = module.get_bin_path("stockdb-ops", required=True, opt_dirs=["/usr/local/sbin"])
+    argv = [ops, "--config", p["config"], "backup", "--type", p["backup_type"]]
+    done = bench.alternate(run, argv, p["duration"], p["quiet"], timeout(p))
+    time.sleep(ACK_SETTLE_S)  # the orders committed at the last window's end reach the ack log
+    try:
+        with open(p["ack_log"], encoding="utf-8") as lines:
+            windows = bench.count_orders(lines, done["windows"])
+    except OSError as exc:
+        raise bench.BenchError(f"cannot read the ack log {p['ack_log']}: {exc.strerror}") from None
+    return dict(windows=windows, figures=bench.alternating_figures(windows))
+
+
 def cold_copy(module, run):
     p = module.params
 
@@ -333,7 +392,7 @@ def result(module):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            action=dict(type="str", required=True, choices=["sysbench", "backups", "cold_copy", "result"]),
+            action=dict(type="str", required=True, choices=["sysbench", "backups", "alternate", "cold_copy", "result"]),
             duration=dict(type="int", default=60),
             timeout=dict(type="int"),
             workload=dict(type="str", choices=list(bench.SYSBENCH_WORKLOADS), default="oltp_write_only"),
@@ -347,6 +406,9 @@ def main():
             threads=dict(type="int", default=8),
             config=dict(type="path"),
             max_backups=dict(type="int", default=100),
+            backup_type=dict(type="str", choices=["full", "incremental"], default="incremental"),
+            quiet=dict(type="int", default=20),
+            ack_log=dict(type="path"),
             datadir=dict(type="path", default="/var/lib/mysql"),
             dest=dict(type="path"),
             exclude=dict(type="list", elements="str", default=["./ib_logfile*", "./binlog.*"]),
@@ -358,6 +420,7 @@ def main():
             output_dir=dict(type="path"),
         ),
         required_if=[("action", "sysbench", ("login_user", "login_password")), ("action", "backups", ("config",)),
+                     ("action", "alternate", ("config", "ack_log")),
                      ("action", "cold_copy", ("dest",)), ("action", "result", ("kind", "measured", "host", "output_dir"))],
         supports_check_mode=True,
     )
@@ -369,7 +432,7 @@ def main():
         if module.check_mode:
             module.exit_json(changed=True, msg=f"check mode: {action} not run; a run always changes something")
         run = runner(module)
-        outcome = dict(sysbench=sysbench, backups=backups, cold_copy=cold_copy)[action](module, run)
+        outcome = dict(sysbench=sysbench, backups=backups, alternate=alternate, cold_copy=cold_copy)[action](module, run)
     except bench.BenchError as exc:
         module.fail_json(msg=f"{action}: {exc}")
     module.exit_json(changed=True, **outcome)

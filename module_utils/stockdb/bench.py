@@ -2,6 +2,8 @@
 
   sysbench      the commands of a sysbench OLTP run (prepare, run, cleanup) and the reading of its report
   back to back  a host command repeated until a deadline (full backups while the simulator trades)
+  alternating   windows without and with a backup in turn while the simulator trades, and the orders the
+                simulator acknowledged in each (from its ack log): drift between phases cancels
   cold copy     a timed, synced tar copy of a stopped server's data files (what a restore is compared with)
   figures       the results the playbooks print and write: rates, ratios, means, the JSON file
 
@@ -10,10 +12,12 @@ command after `seconds` (library/stockdb_bench.py wraps module.run_command with 
 so every step is bounded in time. Standard library only.
 """
 
+import bisect
 import datetime
 import json
 import os
 import re
+import statistics
 import subprocess
 import tempfile
 import time
@@ -181,6 +185,105 @@ def _last_json(out):
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+# ---------------------------------------------------------------- alternating
+ACK_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the simulator's committed_at, UTC: fixed width, so it sorts as text
+
+
+def alternate(run, argv, seconds, quiet, timeout, clock=time.monotonic, wall=time.time, sleep=time.sleep):
+    """Windows of `quiet` s without a backup and of one run of `argv` (a backup) in turn: Q B Q B ... Q.
+
+    Meant to run while a load trades for (at least) `seconds` more. A backup starts only when what is
+    left of `seconds` holds one as long as the longest so far (at first `quiet`) and a quiet window after
+    it; a backup that ends too late for its quiet window is dropped. So every backup window has a quiet
+    one on each side, all within the load. Bounded by `timeout`. Returns dict(windows): each with kind
+    (quiet or backup), start and end (UTC epoch seconds) and, for a backup, its last JSON line as `run`.
+    """
+    start = clock()
+    stop, deadline = start + seconds, start + timeout
+    windows = []
+
+    def quiet_window():
+        t0 = wall()
+        sleep(quiet)
+        windows.append(dict(kind="quiet", start=t0, end=wall()))
+
+    quiet_window()
+    longest = quiet
+    while clock() + longest + quiet <= stop:
+        left = remaining(deadline, clock)
+        c0, t0 = clock(), wall()
+        out = checked(f"backup {len(windows) // 2 + 1}: {os.path.basename(argv[0])} {' '.join(argv[1:])}", argv, left,
+                      *run(argv, left))
+        windows.append(dict(kind="backup", start=t0, end=wall(), run=_last_json(out)))
+        longest = max(longest, clock() - c0)
+        if clock() + quiet > stop:
+            windows.pop()  # no room for the quiet window after it
+            break
+        quiet_window()
+    if len(windows) < 3:
+        raise BenchError(f"no backup fitted between two quiet windows of {quiet} s in {seconds} s; give the load "
+                         "more time (a backup and two quiet windows at least)")
+    return dict(windows=windows)
+
+
+def ack_stamp(epoch):
+    """UTC epoch seconds in the simulator's committed_at format."""
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(ACK_TIME_FORMAT)
+
+
+def count_orders(ack_lines, windows):
+    """`windows` with the orders acknowledged in each (committed_at within [start, end)) and their rate.
+
+    `ack_lines`: the simulator's ack log, one JSON object per line. BenchError when the load ended before
+    the last window did (its newest order is older than that window's end): the rates would be wrong.
+    """
+    stamps = []
+    for line in ack_lines:
+        if line.startswith('{"kind": "order"'):
+            stamps.append(json.loads(line)["committed_at"])
+    stamps.sort()
+    if not stamps:
+        raise BenchError("the ack log has no acknowledged orders")
+    last_end = ack_stamp(windows[-1]["end"])
+    if stamps[-1] < last_end:
+        raise BenchError(f"the load ended ({stamps[-1]} UTC) before the last window did ({last_end} UTC); "
+                         "give the load more time than the windows")
+    counted = []
+    for w in windows:
+        orders = bisect.bisect_left(stamps, ack_stamp(w["end"])) - bisect.bisect_left(stamps, ack_stamp(w["start"]))
+        seconds = w["end"] - w["start"]
+        counted.append(dict(w, seconds=round(seconds, 3), orders=orders,
+                            orders_per_s=round(orders / seconds, 1) if seconds > 0 else None))
+    return counted
+
+
+def alternating_figures(windows):
+    """Each backup window's orders/s ÷ the mean of the quiet windows on either side, and their summary.
+
+    Comparing each backup with its neighbours cancels the drift of the rate over a run.
+    """
+    kinds = [w["kind"] for w in windows]
+    if len(windows) < 3 or kinds != ["quiet", "backup"] * (len(windows) // 2) + ["quiet"]:
+        raise BenchError(f"windows must alternate quiet, backup, ..., quiet; got {', '.join(kinds) or 'none'}")
+    ratios = [ratio(windows[i]["orders_per_s"], mean([windows[i - 1]["orders_per_s"], windows[i + 1]["orders_per_s"]]),
+                    f"backup window {i // 2 + 1} ÷ its quiet neighbours")
+              for i in range(1, len(windows), 2)]
+    backups = windows[1::2]
+    return dict(
+        cycles=len(ratios),
+        ratios=ratios,
+        ratio_mean=round(mean(ratios), 3),
+        ratio_min=min(ratios),
+        ratio_median=round(statistics.median(ratios), 3),
+        ratio_max=max(ratios),
+        backup_s=[b["seconds"] for b in backups],
+        backup_types=sorted({b.get("run", {}).get("type") or "?" for b in backups}),
+        backup_phases=[b.get("run", {}).get("phases") for b in backups],
+        orders_per_s_quiet=round(sum(w["orders"] for w in windows[0::2]) / sum(w["seconds"] for w in windows[0::2]), 1),
+        orders_per_s_backup=round(sum(b["orders"] for b in backups) / sum(b["seconds"] for b in backups), 1),
+    )
 
 
 # ---------------------------------------------------------------- cold copy
@@ -356,8 +459,8 @@ def engine_summary(r):
     ]
 
 
-BACKUP_INPUTS = ("clients", "duration_s", "before", "after", "loaded", "backups", "base", "restore", "cold_copy",
-                 "replayed", "restore_single")
+BACKUP_INPUTS = ("clients", "duration_s", "before", "after", "loaded", "backups", "intraday", "base", "restore",
+                 "cold_copy", "replayed", "restore_single")
 
 
 def backup_result(host, measured, started_at=None):
@@ -365,7 +468,8 @@ def backup_result(host, measured, started_at=None):
 
     `measured`: clients, duration_s; before, after, loaded and replayed (stockdb_simulate: the runs
     without backups, the run during them, the run whose binlogs the restore replays); backups
-    (stockdb_bench action=backups); base (stockdb_backup, the backup restored); restore and restore_single
+    (stockdb_bench action=backups); intraday (stockdb_bench action=alternate: windows without and with an
+    incremental backup in turn, while one load runs); base (stockdb_backup, the backup restored); restore and restore_single
     (stockdb_restore of that backup to the same end, in parallel and as one stream, both with
     checksum_tables); cold_copy (stockdb_bench action=cold_copy). `started_at` names the file only.
     """
@@ -381,6 +485,7 @@ def backup_result(host, measured, started_at=None):
     replayed_load_s = number(field(m["replayed"], "duration_s", "replayed load"), "replayed load seconds")
     single_s = number(field(m["restore_single"], "restore.timings.replay_s", "single-stream restore"),
                       "single-stream replay_s")
+    intraday = alternating_figures(field(m["intraday"], "windows", "intraday backups"))
     tables = [field(r, "restore.checksums", what) for r, what in ((m["restore"], "restore"),
                                                                   (m["restore_single"], "single-stream restore"))]
     return dict(
@@ -394,6 +499,14 @@ def backup_result(host, measured, started_at=None):
         backups_during_load=int(field(m["backups"], "count", "back-to-back backups")),
         # the rate drifts between runs: "without" is the mean of a run before and a run after
         hot_backup_ratio=ratio(during, mean([before, after]), "hot_backup_ratio"),
+        # each intraday backup's window ÷ the windows without a backup on either side, in one load
+        intraday_backup_ratio=intraday["ratio_mean"],
+        intraday_ratios=intraday["ratios"],
+        intraday_backup_types=intraday["backup_types"],
+        intraday_backup_s=intraday["backup_s"],
+        intraday_backup_phases=intraday["backup_phases"],
+        intraday_orders_per_s_quiet=intraday["orders_per_s_quiet"],
+        intraday_orders_per_s_backup=intraday["orders_per_s_backup"],
         backup_s=field(m["base"], "backup.duration_s", "base backup"),
         backup_bytes=field(m["base"], "backup.size_bytes", "base backup"),
         datadir_bytes=int(field(m["cold_copy"], "bytes", "cold copy")),
@@ -423,6 +536,9 @@ def backup_summary(r):
         f"orders/s {r['orders_per_s_during_backups']} during {r['backups_during_load']} back-to-back backups vs "
         f"{r['orders_per_s_without_backup']} without ({r['orders_per_s_before']} before, {r['orders_per_s_after']} after): "
         f"ratio {r['hot_backup_ratio']} (target >= 0.8)",
+        f"orders/s during {len(r['intraday_ratios'])} {'/'.join(r['intraday_backup_types'])} backups "
+        f"({', '.join(f'{s:g}' for s in r['intraday_backup_s'])} s) ÷ the windows without on either side: "
+        f"{', '.join(f'{x:g}' for x in r['intraday_ratios'])}; mean {r['intraday_backup_ratio']} (target >= 0.9)",
         f"restore {r['restore_s']} s vs plain copy {r['plain_copy_s']} s of {r['datadir_bytes']} bytes: "
         f"ratio {r['restore_ratio']} (target <= 1.5)",
         f"replay {r['replay_s']} s for {r['replayed_load_s']} s of load ({r['replayed_orders']} orders): "

@@ -236,6 +236,114 @@ def test_back_to_back_never_outlives_its_timeout():
         bench.back_to_back(run, ["x"], 60, 100, 30, clock=clock)
 
 
+# ---------------------------------------------------------------- alternating
+def fake_backups(clock, seconds_each, outcomes=None):
+    """run(argv, seconds) for bench.alternate: each backup takes `seconds_each` of `clock`."""
+    calls = []
+
+    def run(argv, seconds):
+        calls.append((argv, seconds))
+        clock.now += seconds_each
+        if outcomes and not outcomes[len(calls) - 1]:
+            return 1, "", "mariabackup: Error: log sequence number is too old"
+        return 0, json.dumps(dict(backup=f"B{len(calls)}", type="incremental", phases=dict(copy_s=seconds_each - 1))), ""
+
+    return run, calls
+
+
+def alternate(clock, run, seconds, quiet=20, timeout=700):
+    def sleep(s):
+        clock.now += s
+    return bench.alternate(run, ["stockdb-ops", "backup"], seconds, quiet, timeout, clock=clock, wall=clock, sleep=sleep)
+
+
+def test_backups_alternate_with_quiet_windows_and_each_has_one_on_either_side():
+    clock = FakeClock()
+    run, calls = fake_backups(clock, 15)
+    windows = alternate(clock, run, 100)["windows"]
+    # Q 0-20, B 20-35, Q 35-55, B 55-70, Q 70-90; at 90 a backup (20 s longest so far) and a window no longer fit
+    spans = [(w["kind"], w["start"] - 1000, w["end"] - 1000) for w in windows]
+    assert spans == [("quiet", 0, 20), ("backup", 20, 35), ("quiet", 35, 55), ("backup", 55, 70), ("quiet", 70, 90)]
+    assert windows[1]["run"]["backup"] == "B1" and windows[3]["run"]["type"] == "incremental"
+    assert [seconds for _, seconds in calls] == [680, 645]  # each backup is bounded by what is left of the timeout
+
+
+def test_a_backup_that_ends_too_late_for_its_quiet_window_is_dropped():
+    clock = FakeClock()
+    run, _ = fake_backups(clock, 25)
+    with pytest.raises(BenchError, match="no backup fitted between two quiet windows of 20 s in 60 s"):
+        alternate(clock, run, 60)
+    clock = FakeClock()
+    run, calls = fake_backups(clock, 25)
+    windows = alternate(clock, run, 120)["windows"]
+    # Q 0-20, B 20-45, Q 45-65, B 65-90, Q 90-110; at 110 nothing more fits
+    assert [w["kind"] for w in windows] == ["quiet", "backup", "quiet", "backup", "quiet"] and len(calls) == 2
+    clock = FakeClock()
+    run, calls = fake_backups(clock, 40)
+    windows = alternate(clock, run, 110)["windows"]
+    # Q 0-20, B 20-60, Q 60-80; at 80, 40+20 s do not fit in the 30 s left: no second backup
+    assert [w["kind"] for w in windows] == ["quiet", "backup", "quiet"] and len(calls) == 1
+
+
+def test_a_failed_backup_ends_the_alternation_naming_it():
+    clock = FakeClock()
+    run, _ = fake_backups(clock, 10, outcomes=[True, False])
+    with pytest.raises(BenchError, match="backup 2: stockdb-ops backup: stockdb-ops exited 1: mariabackup: Error"):
+        alternate(clock, run, 200)
+
+
+def ack(kind, epoch, ident=1):
+    return json.dumps({"kind": kind, "id": ident, "status": "NEW", "committed_at": bench.ack_stamp(epoch), "client": 0})
+
+
+def window(kind, start, end):
+    return dict(kind=kind, start=start, end=end)
+
+
+def test_orders_are_counted_per_window_from_the_ack_log():
+    t0 = 1_764_583_200.0  # 2025-12-01 10:00:00 UTC
+    lines = ([ack("order", t0 + i * 0.1) for i in range(200)]       # 10 orders/s from t0 to t0 + 20 s
+             + [ack("trade", t0 + i * 0.1) for i in range(200)]     # trades are not orders
+             + [ack("order", t0 + 5 + i * 0.5) for i in range(10)])  # and 2 more per second from t0 + 5 to t0 + 10
+    windows = [window("quiet", t0, t0 + 5), window("backup", t0 + 5, t0 + 10), window("quiet", t0 + 10, t0 + 19.85)]
+    counted = bench.count_orders(reversed(lines), windows)  # the log is in no particular order
+    assert [(w["orders"], w["orders_per_s"], w["seconds"]) for w in counted] == [(50, 10.0, 5), (60, 12.0, 5),
+                                                                               (99, 10.1, 9.85)]
+    assert counted[1]["kind"] == "backup" and counted[0]["start"] == t0
+    with pytest.raises(BenchError, match=r"the load ended \(2025-12-01 10:00:19.900000 UTC\) before the last window did"):
+        bench.count_orders(lines, windows[:2] + [window("quiet", t0 + 10, t0 + 30)])
+    with pytest.raises(BenchError, match="the ack log has no acknowledged orders"):
+        bench.count_orders([ack("trade", t0)], windows)
+
+
+def rated(*rates):
+    kinds = ["quiet", "backup"] * (len(rates) // 2) + ["quiet"]
+    return [dict(kind=k, seconds=10.0, orders=int(r * 10), orders_per_s=r,
+                 run=dict(type="incremental", phases=dict(copy_s=9)) if k == "backup" else None)
+            for k, r in zip(kinds, rates)]
+
+
+def test_each_backup_window_is_compared_with_its_neighbours():
+    # the rate drifts down from 1000 to 800; each backup costs about a tenth of its neighbours' mean
+    f = bench.alternating_figures(rated(1000, 855, 900, 765, 800))
+    assert f["ratios"] == [0.9, 0.9] and f["ratio_mean"] == f["ratio_min"] == f["ratio_median"] == f["ratio_max"] == 0.9
+    assert f["cycles"] == 2 and f["backup_types"] == ["incremental"] and f["backup_s"] == [10.0, 10.0]
+    assert f["orders_per_s_quiet"] == 900.0 and f["orders_per_s_backup"] == 810.0
+    # a whole-run comparison would have said 810 / 900, too: here by chance; with three cycles it would not
+    f = bench.alternating_figures(rated(1000, 950, 900, 720, 800, 780, 800))
+    assert f["ratios"] == [1.0, 0.847, 0.975] and f["ratio_median"] == 0.975 and f["ratio_min"] == 0.847
+
+
+@pytest.mark.parametrize("windows, message", [
+    (rated(1000, 900), "windows must alternate quiet, backup, ..., quiet; got quiet, backup"),
+    ([], "got none"),
+    (rated(0, 900, 0), r"backup window 1 ÷ its quiet neighbours: the denominator is 0"),
+])
+def test_windows_that_do_not_alternate_or_have_no_orders_are_refused(windows, message):
+    with pytest.raises(BenchError, match=message):
+        bench.alternating_figures(windows)
+
+
 # ---------------------------------------------------------------- cold copy
 @pytest.fixture
 def datadir(tmp_path):
@@ -344,6 +452,7 @@ def backup_measured(**changes):
         clients=4, duration_s=90,
         before=dict(orders_per_s=895.0), after=dict(orders_per_s=866.0), loaded=dict(orders_per_s=747.0, finished=1),
         backups=dict(count=2, elapsed_s=95.2, runs=[]),
+        intraday=dict(windows=rated(1000, 855, 900, 765, 800)),
         base=dict(backup=dict(name="20261201T100000Z-full", duration_s=54.9, size_bytes=367000000)),
         replayed=dict(duration_s=90.02, orders=dict(placed=80000)),
         restore=dict(restore=dict(timings=dict(copy_s=1.1, prepare_s=0.0, move_back_s=0.05, downtime_s=70.3, replay_s=22.2),
@@ -360,7 +469,9 @@ def test_the_backup_result_has_the_keys_and_figures_of_before():
     r = bench.backup_result("stockdb-lab", backup_measured())
     assert set(r) == {
         "host", "clients", "duration_s", "orders_per_s_before", "orders_per_s_after", "orders_per_s_without_backup",
-        "orders_per_s_during_backups", "backups_during_load", "hot_backup_ratio", "backup_s", "backup_bytes", "datadir_bytes",
+        "orders_per_s_during_backups", "backups_during_load", "hot_backup_ratio", "intraday_backup_ratio", "intraday_ratios",
+        "intraday_backup_types", "intraday_backup_s", "intraday_backup_phases", "intraday_orders_per_s_quiet",
+        "intraday_orders_per_s_backup", "backup_s", "backup_bytes", "datadir_bytes",
         "restore_copy_s", "restore_prepare_s", "restore_s", "plain_copy_s", "restore_ratio", "downtime_s", "replay_s",
         "replayed_load_s", "replayed_orders", "replay_ratio", "invariants_after_restore", "replay_method",
         "replay_threads", "replay_single_s", "replay_speedup", "replay_tables_equal", "replay_bytes"}
@@ -376,12 +487,15 @@ def test_the_backup_result_has_the_keys_and_figures_of_before():
     summary = bench.backup_summary(r)
     assert summary[0] == ("orders/s 747.0 during 2 back-to-back backups vs 880.5 without (895.0 before, 866.0 after): "
                           "ratio 0.848 (target >= 0.8)")
-    assert "ratio 0.46 (target <= 1.5)" in summary[1] and "ratio 0.247 (target <= 0.333); downtime 70.3 s" in summary[2]
-    assert summary[3] == "replay parallel (4 threads) 22.2 s vs one stream 66.6 s: speed-up 3.0; tables identical"
+    assert summary[1] == ("orders/s during 2 incremental backups (10, 10 s) ÷ the windows without on either side: "
+                          "0.9, 0.9; mean 0.9 (target >= 0.9)")
+    assert r["intraday_backup_ratio"] == 0.9 and r["intraday_backup_phases"] == [dict(copy_s=9)] * 2
+    assert "ratio 0.46 (target <= 1.5)" in summary[2] and "ratio 0.247 (target <= 0.333); downtime 70.3 s" in summary[3]
+    assert summary[4] == "replay parallel (4 threads) 22.2 s vs one stream 66.6 s: speed-up 3.0; tables identical"
     other = dict(TABLES, trades=dict(rows=4, checksum="ce"))
     r = bench.backup_result("stockdb-lab", backup_measured(restore_single=dict(restore=dict(timings=dict(replay_s=60),
                                                                                             checksums=other))))
-    assert r["replay_tables_equal"] is False and bench.backup_summary(r)[3].endswith("tables DIFFER")
+    assert r["replay_tables_equal"] is False and bench.backup_summary(r)[4].endswith("tables DIFFER")
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -390,6 +504,7 @@ def test_the_backup_result_has_the_keys_and_figures_of_before():
     (dict(restore=dict(restore=dict(timings=dict(copy_s=1.0)))), "the restore timings result has no prepare_s"),
     (dict(loaded=dict(finished=1)), "the run during the backups result has no orders_per_s"),
     (dict(base=None), "measured: missing base"),
+    (dict(intraday=dict(count=3)), "the intraday backups result has no windows"),
 ])
 def test_bad_backup_input_is_named(changes, message):
     with pytest.raises(BenchError, match=message):

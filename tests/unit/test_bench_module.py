@@ -44,6 +44,9 @@ def tool(directory, name, script, shebang="#!/bin/sh\n"):
     ("action=backups config=/nonexistent/ops.json", "config /nonexistent/ops.json does not exist"),
     ("action=backups config=/etc/hostname duration=60 timeout=30", "timeout=30 is shorter than duration=60"),
     ("action=backups config=/etc/hostname max_backups=0", "max_backups=0 is outside 1..1000"),
+    ("action=backups config=/etc/hostname ack_log=/tmp/a", "action=backups does not take ack_log"),
+    ("action=alternate config=/etc/hostname", "action is alternate but all of the following are missing: ack_log"),
+    ("action=alternate config=/etc/hostname ack_log=/tmp/a quiet=0", "quiet=0 is outside 1..600"),
     ("action=result kind=engine host=h output_dir=/nonexistent",
      "action is result but all of the following are missing: measured"),
     ({"action": "result", "kind": "engine", "host": "h", "output_dir": "/nonexistent", "measured": {"clients": 1}},
@@ -97,6 +100,40 @@ def test_backups_run_back_to_back_with_the_settings_given(tmp_path):
     result = bench(tmp_path, f"action=backups config={config} duration=1", path=tools)
     assert result["changed"] is True and result["count"] >= 2 and result["runs"][0]["backup"] == "B", result
     assert set(calls.read_text().splitlines()) == {f"--config {config} backup"}
+
+
+def test_incrementals_alternate_with_quiet_windows_and_the_orders_of_each_are_counted(tmp_path):
+    tools = tmp_path / "bin"
+    calls = tmp_path / "calls"
+    tool(tools, "stockdb-ops", f'echo "$*" >> {calls}; sleep 0.5; '
+                               'echo \'{"backup": "B", "type": "incremental", "phases": {"copy_s": 0.4}}\'\n')
+    config = tmp_path / "ops-bench.json"
+    config.write_text("{}")
+    ack_log = tmp_path / "ack.log"
+    # a stand-in for the simulator: 50 orders/s into the ack log for 12 s, from now
+    writer = subprocess.Popen([sys.executable, "-c", f"""import datetime, time
+with open({str(ack_log)!r}, "a", buffering=1) as log:
+    for i in range(600):
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        log.write('{{"kind": "order", "id": %d, "status": "NEW", "committed_at": "%s", "client": 0}}\\n' % (i, now))
+        time.sleep(0.02)
+"""])
+    try:
+        result = bench(tmp_path, dict(action="alternate", config=str(config), ack_log=str(ack_log), quiet=1, duration=6),
+                       path=tools)
+    finally:
+        writer.wait(timeout=30)
+    assert result["changed"] is True, result
+    windows = result["windows"]
+    # Q 0-1, B 1-1.5, Q 1.5-2.5, B 2.5-3, Q 3-4 (at about 4, the longest window so far and a quiet one end after 6)
+    assert len(windows) >= 5 and [w["kind"] for w in windows] == ["quiet", "backup"] * (len(windows) // 2) + ["quiet"]
+    assert all(w["orders"] > 0 and 20 < w["orders_per_s"] < 60 for w in windows), windows
+    assert result["figures"]["cycles"] == len(windows) // 2 and result["figures"]["backup_types"] == ["incremental"]
+    assert set(calls.read_text().splitlines()) == {f"--config {config} backup --type incremental"}
+    # nothing to count: an ack log that is not there is named
+    missing = bench(tmp_path, dict(action="alternate", config=str(config), ack_log=str(tmp_path / "none.log"), quiet=1,
+                                   duration=4), path=tools)
+    assert missing.get("failed") and f"cannot read the ack log {tmp_path / 'none.log'}" in missing["msg"], missing
 
 
 def test_the_cold_copy_copies_the_data_files(tmp_path):

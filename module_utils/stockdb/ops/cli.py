@@ -28,8 +28,9 @@ from . import OpsError, archive, catalogue, dump, jobs, settings
 
 def cmd_backup(s, args):
     manifest, pruned = jobs.backup_job(s, args.type)
-    print(json.dumps(dict(backup=manifest["name"], size_bytes=manifest["size_bytes"], duration_s=manifest["duration_s"],
-                          binlog=manifest["binlog"], pruned=pruned)))
+    print(json.dumps(dict(backup=manifest["name"], type=manifest["type"], size_bytes=manifest["size_bytes"],
+                          duration_s=manifest["duration_s"], phases=manifest["phases"], binlog=manifest["binlog"],
+                          pruned=pruned)))
     return 0
 
 
