@@ -14,8 +14,9 @@ description:
     administrative privileges only where they belong, a lockout after failed logins, a password policy,
     C(ed25519) authentication where the clients support it),
     configuration (CFG-01..06 - C(local_infile) off, C(secure_file_priv) confined, symbolic links off, no test
-    database, no DNS in logins, durable commits), TLS (NET-01), audit (AUD-01), encryption at rest
-    (ENC-01..02) and files (FS-01..05 - datadir, password option files, configuration, logs, backups).
+    database, no DNS in logins, durable commits), TLS available and required from the network (NET-01..02),
+    audit (AUD-01), encryption at rest (ENC-01..02) and files (FS-01..05 - datadir, password option files,
+    configuration, logs, backups).
   - A control that fails can be waived with a reason (O(waivers)) - a documented exception an auditor can
     read; the module then reports it as C(waived), not C(fail). It fails only when told (O(fail_on_findings)).
   - C(playbooks/baseline.yml) runs it on every database host and writes the report an auditor gets.

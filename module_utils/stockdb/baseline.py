@@ -222,6 +222,19 @@ def tls(p):
     return _is(p, "have_ssl", "YES")
 
 
+# Where an account's host means "this host": a login over the socket or loopback crosses no network.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def remote_accounts_without_tls(p):
+    """Accounts that log in from the network must require TLS (REQUIRE SSL, X509 or a subject, issuer or cipher)."""
+    rows = p.sql("SELECT user, host, COALESCE(JSON_VALUE(priv, '$.ssl_type'), '0'), "
+                 "COALESCE(JSON_VALUE(priv, '$.account_locked'), '0') FROM mysql.global_priv "
+                 "WHERE COALESCE(JSON_VALUE(priv, '$.is_role'), '0') IN ('0', 'false')")
+    return [f"'{user}'@'{host}' logs in from the network without TLS (no REQUIRE SSL)"
+            for user, host, ssl_type, locked in rows if host not in LOCAL_HOSTS and ssl_type == "0" and locked != "1"]
+
+
 def audit(p):
     if p.plugin("server_audit") != "ACTIVE":
         return ["the server_audit plugin is not active"]
@@ -326,6 +339,9 @@ CONTROLS = (
             "and the binary log is the record of every change.", durability),
     Control("NET-01", "TLS is available to clients",
             "Passwords and customers' data cross the network encrypted when clients are not on this host.", tls),
+    Control("NET-02", "Accounts that log in from the network require TLS",
+            "A client that may choose plain text will, through a misconfiguration or a downgrade, and send its "
+            "password and the trades in the clear.", remote_accounts_without_tls),
     Control("AUD-01", "An audit trail records logins and changes",
             "Who logged in, who changed what and who read personal data must be answerable after the fact.", audit),
     Control("ENC-01", "Tables are encrypted at rest", "A copied disk or datadir must not expose customers' data.",

@@ -75,3 +75,20 @@ def test_the_replication_account_may_only_replicate_and_only_over_tls(host, role
         shown = sql(host, f"SHOW GRANTS FOR '{user}'@'{address}'").stdout
         assert "GRANT REPLICATION SLAVE ON *.*" in shown and "REQUIRE SSL" in shown, shown
         assert "ALL PRIVILEGES" not in shown and "SUPER" not in shown, shown
+
+
+def test_the_application_logs_in_from_the_network_over_tls_only(host, role):
+    """The application's network account is REQUIRE SSL (mariadb_remote_require_tls): from a replica, the primary
+    refuses the application's password in plain text and takes it over TLS, the server verified by the authority."""
+    if role != "replica":
+        pytest.skip("asked from a replica of the primary")
+    if host.ansible.get_variables().get("mariadb_app_host", "localhost") == "localhost":
+        pytest.skip("no application account at a network address here (mariadb_app_host)")
+    s = status(host)
+    login = (f"mariadb --defaults-extra-file=/etc/stockdb/app.cnf -h {shlex.quote(s['Master_Host'])} "
+             f"-P {int(s['Master_Port'])} --batch --skip-column-names")
+    plain = host.run(f"{login} --skip-ssl -e 'SELECT 1'")
+    assert plain.rc != 0 and "Access denied" in plain.stderr, (plain.stdout, plain.stderr)
+    secure = host.run(f"{login} --ssl --ssl-verify-server-cert --ssl-ca=/etc/mysql/tls/ca.pem "
+                      "-e \"SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_version'\"")
+    assert secure.rc == 0 and secure.stdout.strip() in ("TLSv1.2", "TLSv1.3"), (secure.stdout, secure.stderr)

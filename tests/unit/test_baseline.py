@@ -181,3 +181,12 @@ def test_evaluate_waives_with_a_reason_reports_errors_and_refuses_unknown_ids():
     assert {r["status"] for r in broken if r["id"].startswith("ACC")} == {"error"}
     assert "Can't connect" in broken[0]["findings"][0]
     assert baseline.summary(broken)["passed"] is False
+
+
+def test_accounts_that_log_in_from_the_network_must_require_tls():
+    # user, host, ssl_type (0 none, 1 SSL, 2 X509, 3 subject/issuer/cipher), locked
+    sql = {"$.ssl_type": [["root", "localhost", "0", "0"], ["stockdb_admin", "127.0.0.1", "0", "0"],
+                          ["stockdb_app", "10.0.0.%", "1", "0"], ["stockdb_repl", "10.0.0.12", "2", "0"],
+                          ["stockdb_report", "10.0.1.%", "0", "0"], ["old", "10.0.2.%", "0", "1"]]}
+    assert findings("NET-02", sql=sql) == ["'stockdb_report'@'10.0.1.%' logs in from the network without TLS (no REQUIRE SSL)"]
+    assert findings("NET-02", sql={"$.ssl_type": [["stockdb_app", "localhost", "0", "0"]]}) == []

@@ -102,3 +102,15 @@ def test_the_role_owns_every_host_of_the_accounts_whose_host_is_configured(role_
     v, _, _ = accounts(role_vars, **REPORT_ON, mariadb_app_host="10.0.3.%")
     assert "stockdb_app@10.0.2.%" not in v["_mariadb_present_keys"]
     assert "stockdb_app@10.0.3.%" in v["_mariadb_present_keys"]
+
+
+def test_accounts_that_log_in_from_the_network_require_tls_unless_turned_off(role_vars):
+    _, present, _ = accounts(role_vars, **REPORT_ON, mariadb_app_host="10.0.0.%", mariadb_report_host="10.0.1.%")
+    for key in (("stockdb_app", "10.0.0.%"), ("stockdb_report", "10.0.1.%")):
+        assert present[key]["tls"] == {"SSL": None}, present[key]  # mysql_user: REQUIRE SSL
+    # the tools on the host itself use the socket: no requirement
+    assert all("tls" not in present[(user, "localhost")] for user in ("stockdb_app", "stockdb_report"))
+    _, present, _ = accounts(role_vars, **REPORT_ON, mariadb_app_host="10.0.0.%", mariadb_report_host="10.0.1.%",
+                             mariadb_remote_require_tls=False)
+    # an empty requirement, not an omitted one: mysql_user turns an earlier REQUIRE SSL into REQUIRE NONE
+    assert present[("stockdb_app", "10.0.0.%")]["tls"] == {} and present[("stockdb_report", "10.0.1.%")]["tls"] == {}

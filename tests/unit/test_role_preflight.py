@@ -57,6 +57,8 @@ MARIADB_SECRETS = {f"mariadb_{name}_password": "x" * 16 for name in ("admin", "a
      "mariadb_extra_port=3306 must be 0 (off) or a TCP port other than mariadb_port=3306"),
     ("mariadb", {**MARIADB_SECRETS, "mariadb_report_max_statement_time": "0"},
      "mariadb_report_max_statement_time=0 and"),
+    ("mariadb", {**MARIADB_SECRETS, "mariadb_tls": "false", "mariadb_app_host": "10.0.0.%"},
+     "mariadb_remote_require_tls is on and accounts log in from the network (mariadb_app_host=10.0.0.%,"),
     ("mariadb", MARIADB_SECRETS, "mariadb_encryption is on, so mariadb_encryption_keys must map key ids"),
     ("mariadb", {**MARIADB_SECRETS, "mariadb_encryption_keys": {"2": "ab" * 32}, "mariadb_encryption_key_id": "2"},
      "64 hexadecimal digits, key 1 among them"),
