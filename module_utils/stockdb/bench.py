@@ -9,7 +9,7 @@
 
 Commands run through a `run(argv, seconds)` callable that returns (rc, stdout, stderr) and kills the
 command after `seconds` (library/stockdb_bench.py wraps module.run_command with coreutils `timeout`),
-so every step is bounded in time. Standard library only.
+so every step is bounded in time. Standard library only (and the drills' reading of the ack log).
 """
 
 import bisect
@@ -21,6 +21,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+
+from .drill import ack_order
 
 # What `timeout` exits with when it stopped the command (TERM, then KILL after the grace).
 TIMED_OUT = (124, 137)
@@ -188,7 +190,7 @@ def _last_json(out):
 
 
 # ---------------------------------------------------------------- alternating
-ACK_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the simulator's committed_at, UTC: fixed width, so it sorts as text
+ACK_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the simulator's committed_at, UTC
 
 
 def alternate(run, argv, seconds, quiet, timeout, clock=time.monotonic, wall=time.time, sleep=time.sleep):
@@ -239,20 +241,16 @@ def count_orders(ack_lines, windows):
     `ack_lines`: the simulator's ack log, one JSON object per line. BenchError when the load ended before
     the last window did (its newest order is older than that window's end): the rates would be wrong.
     """
-    stamps = []
-    for line in ack_lines:
-        if line.startswith('{"kind": "order"'):
-            stamps.append(json.loads(line)["committed_at"])
-    stamps.sort()
-    if not stamps:
+    # the drills' reading of the ack log: (commit time in unix seconds, latency) of each order line
+    times = sorted(order[0] for order in map(ack_order, ack_lines) if order)
+    if not times:
         raise BenchError("the ack log has no acknowledged orders")
-    last_end = ack_stamp(windows[-1]["end"])
-    if stamps[-1] < last_end:
-        raise BenchError(f"the load ended ({stamps[-1]} UTC) before the last window did ({last_end} UTC); "
-                         "give the load more time than the windows")
+    if times[-1] < windows[-1]["end"]:
+        raise BenchError(f"the load ended ({ack_stamp(times[-1])} UTC) before the last window did "
+                         f"({ack_stamp(windows[-1]['end'])} UTC); give the load more time than the windows")
     counted = []
     for w in windows:
-        orders = bisect.bisect_left(stamps, ack_stamp(w["end"])) - bisect.bisect_left(stamps, ack_stamp(w["start"]))
+        orders = bisect.bisect_left(times, w["end"]) - bisect.bisect_left(times, w["start"])
         seconds = w["end"] - w["start"]
         counted.append(dict(w, seconds=round(seconds, 3), orders=orders,
                             orders_per_s=round(orders / seconds, 1) if seconds > 0 else None))

@@ -135,6 +135,11 @@ def _order(line, since):
     return (at, entry.get("latency_ms")) if since is None or at >= since else None
 
 
+def ack_order(line):
+    """(commit time, latency ms or None) of an ack-log line that acknowledges an order, else None."""
+    return _order(line, None)
+
+
 class AckTail:
     """The acknowledged orders of a growing ack log: each read() parses only the lines added since the last.
 
