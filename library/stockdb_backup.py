@@ -25,6 +25,9 @@ description:
     written (mode 0600) and renamed into place only when complete. The live server is not touched; the
     scratch copy is removed in every case. Refuses a O(dest) that exists.
   - O(action=list) returns the manifests of the kept backups. Nothing changes.
+  - O(action=backup) and O(action=verify) run only on the backup source (the role's C(backup_source) - the
+    writable primary by default, asked at each run, or one named host); elsewhere they change nothing and
+    return RV(skipped_reason), unless O(here).
   - The same code runs from the systemd timers (C(stockdb-ops), installed by the backup role).
 options:
   action:
@@ -52,6 +55,12 @@ options:
   logical_dump:
     description: Also write a logical dump (mariadb-dump) of the trading database; default from O(config).
     type: bool
+  here:
+    description:
+      - Back up or verify on this host even when it is not the backup source (a replica, or a restored host
+        whose new binlog timeline needs a full backup of its own).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - stockdb_ops
 author: stockdb
@@ -75,11 +84,15 @@ EXAMPLES = r"""
 RETURN = r"""
 backup:
   description: The manifest of the backup taken (O(action=backup)), without the per-file checksums.
-  returned: when action is backup
+  returned: when action is backup and this host is the backup source (or O(here))
   type: dict
+skipped_reason:
+  description: Why nothing was backed up or verified - this host is not the backup source.
+  returned: when action is backup or verify and this host is not the backup source
+  type: str
 pruned:
   description: Backups and archived binlogs removed by retention.
-  returned: when action is backup
+  returned: when action is backup and a backup was taken
   type: dict
 verify:
   description: Backup, chain, restore and replay seconds, tables compared, invariants, problems (empty = passed).
@@ -110,6 +123,7 @@ def main():
             logical_dump=dict(type="bool"),
             dest=dict(type="path"),
             mask=dict(type="bool", default=True),
+            here=dict(type="bool", default=False),
             config=dict(type="path", default=settings.CONFIG),
             backup_dir=dict(type="path"),
             encrypt_key_file=dict(type="path", no_log=False),
@@ -126,10 +140,15 @@ def main():
         # check mode: a backup would always add one; a verification changes no data
         result = dict(changed=p["action"] in ("backup", "dump"))
         if p["action"] == "backup" and not module.check_mode:
-            manifest, pruned = jobs.backup_job(s, p["type"])
-            result.update(backup={k: v for k, v in manifest.items() if k != "files"}, pruned=pruned)
+            taken = jobs.backup_job(s, p["type"], here=p["here"])
+            if taken["skipped"]:
+                result.update(changed=False, skipped_reason=taken["skipped"])
+            else:
+                result.update(backup={k: v for k, v in taken["manifest"].items() if k != "files"}, pruned=taken["pruned"])
         elif p["action"] == "verify" and not module.check_mode:
-            result["verify"] = jobs.verify_job(s, p["backup"])
+            result["verify"] = jobs.verify_job(s, p["backup"], here=p["here"])
+            if result["verify"].get("skipped"):
+                result["skipped_reason"] = result["verify"]["skipped"]
         elif p["action"] == "dump" and not module.check_mode:
             result["dump"] = dump.dump(s, p["dest"], p["backup"], mask=p["mask"])
         result["backups"] = [{k: b[k] for k in SUMMARY} for b in catalogue.list_backups(s)]

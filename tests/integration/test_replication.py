@@ -4,6 +4,7 @@ Run against the cluster lab (`make lab-cluster-verify`: pytest --hosts=ansible:/
 cluster's inventory). On a standalone server every test is skipped.
 """
 
+import json
 import shlex
 
 import pytest
@@ -92,3 +93,27 @@ def test_the_application_logs_in_from_the_network_over_tls_only(host, role):
     secure = host.run(f"{login} --ssl --ssl-verify-server-cert --ssl-ca=/etc/mysql/tls/ca.pem "
                       "-e \"SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_version'\"")
     assert secure.rc == 0 and secure.stdout.strip() in ("TLSv1.2", "TLSv1.3"), (secure.stdout, secure.stderr)
+
+
+def test_backups_are_taken_and_verified_only_on_the_primary(host, role):
+    """backup_source=primary (the default): a scheduled backup or verification on a replica changes nothing and
+    says why, and the replica is not held to the recovery-time target; the health check exports which host is
+    the source. (The primary's backups: the side effect's backup.yml runs, before and after the switchover.)"""
+    health = host.run("stockdb-ops health")
+    assert health.rc == 0, health.stdout + health.stderr
+    source = host.file("/var/lib/prometheus/node-exporter/stockdb_backup_source.prom").content_string
+    if role == "primary":
+        assert "stockdb_backup_source 1" in source.splitlines()
+        return
+    assert "stockdb_backup_source 0" in source.splitlines()
+    assert "rto: " not in health.stdout  # not breached for want of a backup: it keeps none
+    backups_before = host.check_output("stockdb-ops list")
+    backup = host.run("stockdb-ops backup --type full")
+    assert backup.rc == 0, backup.stderr
+    taken = json.loads(backup.stdout)
+    assert taken["backup"] is None and "replicates from" in taken["skipped"], taken
+    assert host.check_output("stockdb-ops list") == backups_before
+    verify = host.run("stockdb-ops verify")
+    assert verify.rc == 0 and json.loads(verify.stdout)["skipped"], verify.stdout
+    last = host.file("/var/log/stockdb/backup.log").content_string.splitlines()[-1]
+    assert last.split(" ", 1)[1].startswith("SKIPPED type=full: this host replicates from"), last

@@ -63,7 +63,8 @@ def settings(tmp_path):
     s = ops_settings.load(None, dict(backup_dir=str(tmp_path / "backup"), datadir=str(tmp_path / "mysql"),
                                      verify_dir=str(tmp_path / "verify"), state_dir=str(tmp_path / "state"),
                                      metrics_dir=str(tmp_path / "textfile"), log_dir=str(tmp_path / "log"),
-                                     alert_log=str(tmp_path / "log" / "alerts.log"), lock_timeout=1))
+                                     alert_log=str(tmp_path / "log" / "alerts.log"), lock_timeout=1,
+                                     source="db1", host_name="db1"))
     for key in ("metrics_dir", "log_dir", "datadir"):
         os.makedirs(s[key])
     return s

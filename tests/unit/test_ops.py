@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from conftest import REPO
@@ -264,6 +264,19 @@ def test_retention_keeps_recent_chains_and_the_minimum_of_fulls_and_their_binlog
     assert [n for n, _, _ in archive.archived_binlogs(settings, 1)] == ["binlog.000004", "binlog.000005", "binlog.000006",
                                                                    "binlog.000007"]
     assert "timeline 7" in pruned["binlogs"]
+
+
+def test_retention_keeps_a_week_of_binlogs_where_no_backup_needs_them_and_always_the_newest(settings):
+    """A host that is not the backup source archives its binlogs all the same (it may become the source)."""
+    now = datetime(2026, 11, 24, 4, 0, tzinfo=timezone.utc)
+    archive_files(settings, 1, *[f"binlog.{n:06d}" for n in range(1, 5)])
+    directory = archive.timeline_dir(settings, 1)
+    for number, days_old in ((1, 30), (2, 8), (3, 6), (4, 20)):  # the newest file is kept however old
+        moment = (now - timedelta(days=days_old)).timestamp()
+        os.utime(os.path.join(directory, f"binlog.{number:06d}"), (moment, moment))
+    pruned = catalogue.prune(settings, now)
+    assert pruned == dict(backups=[], binlogs=["1/binlog.000001", "1/binlog.000002"])
+    assert [n for n, _, _ in archive.archived_binlogs(settings, 1)] == ["binlog.000003", "binlog.000004"]
 
 
 def test_retention_never_drops_below_the_minimum_of_full_backups(settings):

@@ -10,7 +10,7 @@ TEMPLATE = "roles/backup/templates/etc/stockdb/ops.json.j2"
 
 
 def rendered(role_vars, **overrides):
-    text = role_vars("backup", ansible_managed="", **overrides).render(TEMPLATE)
+    text = role_vars("backup", ansible_managed="", inventory_hostname="db1.example.internal", **overrides).render(TEMPLATE)
     return json.loads(text) if isinstance(text, str) else text
 
 
@@ -18,7 +18,9 @@ def test_the_role_renders_every_setting_and_its_defaults_equal_the_python_defaul
     config = rendered(role_vars)
     assert set(config) == set(ops_settings.DEFAULTS)
     assert set(config["health"]) == set(ops_settings.DEFAULTS["health"])
-    assert config == ops_settings.DEFAULTS
+    # the host's own name is the one setting that is not a default: the inventory's name of the host
+    assert config.pop("host_name") == "db1.example.internal"
+    assert config == {k: v for k, v in ops_settings.DEFAULTS.items() if k != "host_name"}
 
 
 def test_the_rendered_file_loads_and_validates(role_vars, tmp_path):
@@ -51,6 +53,8 @@ def test_health_thresholds_merge_over_the_defaults(tmp_path):
 @pytest.mark.parametrize("key, value, message", [
     ("throttle", -1, "throttle=-1 must be >= 0"), ("lock_timeout", 0, "lock_timeout=0 must be >= 1"),
     ("parallel", "two", "parallel='two' must be an integer"), ("log_dir", "logs", "log_dir='logs' must be an absolute"),
+    ("source", "", "source='' must be primary or one host's name"),
+    ("source", "db1 db2", "source='db1 db2' must be primary or one host's name"),
 ])
 def test_bad_values_are_named(key, value, message):
     with pytest.raises(OpsError, match=message):

@@ -11,7 +11,34 @@ import socket
 import time
 
 from .. import report
-from . import OpsError, archive, catalogue, host, integrity, mariabackup, packing
+from . import OpsError, archive, catalogue, connection, host, integrity, mariabackup, packing
+
+
+def source_check(settings):
+    """(True, why) when this host takes the scheduled backups now (settings["source"]), else (False, why).
+
+    source "primary" asks the server: the primary is writable and replicates from no one. A replica, a
+    demoted or fenced old primary (read-only) and a host in the middle of a switchover are not; so the
+    backups follow the primary through a switchover or failover without a change of configuration.
+    Raises OpsError when the server cannot answer.
+    """
+    source, me = settings["source"], settings["host_name"] or socket.gethostname()
+    if source != "primary":
+        if me == source:
+            return True, f"this host is the backup source {source}"
+        return False, f"the backup source is {source}, this host is {me}"
+    with connection.cursor(settings["defaults_file"], "asking whether this host is the primary") as cur:
+        cur.execute("SELECT @@global.read_only")
+        read_only = int(cur.fetchone()[0])
+        cur.execute("SHOW ALL SLAVES STATUS")
+        columns = [c[0] for c in cur.description]
+        masters = [dict(zip(columns, row)).get("Master_Host") for row in cur.fetchall()]
+    if masters:
+        return False, f"this host replicates from {', '.join(map(str, masters))} (a replica; the backup source is the primary)"
+    if read_only:
+        return False, ("read_only is ON and this host replicates from no one (a demoted or fenced primary, or a "
+                       "switchover under way); the backup source is the writable primary")
+    return True, "this host is the primary (writable, replicates from no one)"
 
 
 def resolve_kind(settings, kind):

@@ -146,7 +146,9 @@ def pick_backup(settings, name, target):
 
 def prune(settings, now=None):
     """Drop backup chains older than retention_days (keeping retention_min_full chains at least),
-    then the archived binlogs no kept backup needs: PITR reaches any moment after the oldest kept backup."""
+    then the archived binlogs no kept backup needs: PITR reaches any moment after the oldest kept backup.
+    The current timeline with no backup (a host that is not the backup source) keeps retention_days of
+    binlogs, by their last write, and always its newest file."""
     now = now or report.utc_now()
     backups = list_backups(settings)
     fulls = [b for b in backups if b["type"] == "full"]
@@ -177,6 +179,11 @@ def prune(settings, now=None):
             removed_binlogs.append(f"timeline {timeline}")
             continue
         if not needed:
+            for name, _, _ in archive.archived_binlogs(settings, timeline)[:-1]:
+                path = os.path.join(root, entry, name)
+                if os.path.getmtime(path) < cutoff.timestamp():
+                    os.unlink(path)
+                    removed_binlogs.append(f"{timeline}/{name}")
             continue
         for name, number, _ in archive.archived_binlogs(settings, timeline):
             if number < min(needed):

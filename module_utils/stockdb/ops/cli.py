@@ -1,7 +1,9 @@
 """stockdb-ops: the jobs of a stockdb host, for the systemd units of roles/backup and for operators.
 
-  stockdb-ops backup [--type full|incremental|auto]   take a backup, prune by retention
-  stockdb-ops verify [--backup NAME]                  restore into a scratch server and compare
+  stockdb-ops backup [--type full|incremental|auto] [--here]
+                                                      take a backup, prune by retention (only on the backup
+                                                      source, backup_source; --here: on this host anyway)
+  stockdb-ops verify [--backup NAME] [--here]         restore into a scratch server and compare (the same)
   stockdb-ops list                                    the backups kept, oldest first
   stockdb-ops archive-binlogs                         stream binlogs into the archive (the archiver service)
   stockdb-ops health                                  the periodic health check (recovery time included),
@@ -27,15 +29,19 @@ from . import OpsError, archive, catalogue, dump, jobs, settings
 
 
 def cmd_backup(s, args):
-    manifest, pruned = jobs.backup_job(s, args.type)
+    taken = jobs.backup_job(s, args.type, here=args.here)
+    manifest = taken["manifest"]
+    if manifest is None:
+        print(json.dumps(dict(backup=None, skipped=taken["skipped"])))
+        return 0
     print(json.dumps(dict(backup=manifest["name"], type=manifest["type"], size_bytes=manifest["size_bytes"],
                           duration_s=manifest["duration_s"], phases=manifest["phases"], binlog=manifest["binlog"],
-                          pruned=pruned)))
+                          pruned=taken["pruned"])))
     return 0
 
 
 def cmd_verify(s, args):
-    result = jobs.verify_job(s, args.backup)
+    result = jobs.verify_job(s, args.backup, here=args.here)
     print(json.dumps(result))
     return 0 if not result["problems"] else 1
 
@@ -86,6 +92,9 @@ def parser():
     b.set_defaults(func=cmd_backup)
     v = sub.add_parser("verify", help="restore the newest (or a named) backup into a scratch server and compare")
     v.add_argument("--backup", default=None, help="backup name (default: the newest)")
+    for command in (b, v):
+        command.add_argument("--here", action="store_true",
+                             help="run on this host even when it is not the backup source (prints skipped otherwise)")
     v.set_defaults(func=cmd_verify)
     sub.add_parser("list", help="the backups kept, oldest first").set_defaults(func=cmd_list)
     sub.add_parser("archive-binlogs", help="stream binlogs into the archive").set_defaults(func=cmd_archive)

@@ -35,6 +35,7 @@ class Outcome:
     value: object = None  # what the job returns to its caller
     alerts: list = field(default_factory=list)  # extra (status, severity, name, labels, summary)
     error: Optional[BaseException] = None
+    skipped: bool = False  # not this host's to do (backup_source): neither a success nor a failure
 
 
 def state_path(settings, job):
@@ -60,7 +61,9 @@ def record(settings, job, state, outcome, subject=""):
     failed_before = state.get("last_status", 1) == 0
     now = time.time()
     state.update(last_run=now, last_status=int(outcome.ok))
-    if outcome.ok:
+    if outcome.skipped:  # a failure before it is moot here; the last success stays what it was
+        state.update(last_skipped=now, last_error=None)
+    elif outcome.ok:
         state.update(last_success=now, last_error=None)
     else:
         state.update(failures_total=state.get("failures_total", 0) + 1, last_error=outcome.problem)
@@ -87,7 +90,7 @@ def record(settings, job, state, outcome, subject=""):
                             f"{what} failed: {outcome.problem[:400]}")
     elif job.alert and failed_before:
         report.append_alert(settings["alert_log"], "RESOLVED", "critical", job.alert, dict(labels, **_subject_labels(subject)),
-                            f"{what} succeeded")
+                            f"{what} skipped: {outcome.line}" if outcome.skipped else f"{what} succeeded")
     for status, severity, name, extra, summary in outcome.alerts:
         report.append_alert(settings["alert_log"], status, severity, name, dict(labels, **extra), summary)
 
@@ -156,11 +159,25 @@ def sweep_partials(settings):
     return removed
 
 
-def backup_job(settings, kind="full"):
-    """A scheduled or requested backup: take it, prune by retention. Returns (manifest, pruned); raises OpsError."""
+def not_source(settings):
+    """Why this host is not the backup source now (settings["source"]), or None when it is."""
+    ours, why = backup.source_check(settings)
+    return None if ours else why
+
+
+def backup_job(settings, kind="full", here=False):
+    """A scheduled or requested backup: take it, prune by retention. Returns dict(manifest, pruned, skipped):
+    skipped is why nothing was taken (this host is not the backup source; `here` takes it anyway), else None.
+    Raises OpsError."""
     kind = backup.resolve_kind(settings, kind)
 
     def work(state):
+        why = None if here else not_source(settings)
+        if why:  # retention still applies to what this host keeps: its archive, a former source's backups
+            pruned = catalogue.prune(settings)
+            return Outcome(ok=True, skipped=True, line=f"SKIPPED type={kind}: {why} pruned={len(pruned['backups'])}"
+                                                       f"+{len(pruned['binlogs'])}",
+                           value=dict(manifest=None, pruned=pruned, skipped=why))
         interrupted = remove_partials(settings)
         manifest = backup.take(settings, kind)
         pruned = catalogue.prune(settings)
@@ -171,7 +188,7 @@ def backup_job(settings, kind="full"):
                 f"pruned={len(pruned['backups'])}+{len(pruned['binlogs'])}")
         if interrupted:
             line += f" removed_interrupted={','.join(interrupted)}"
-        return Outcome(ok=True, line=line, value=(manifest, pruned))
+        return Outcome(ok=True, line=line, value=dict(manifest=manifest, pruned=pruned, skipped=None))
 
     return raise_for(run_job(settings, BACKUP, work, f"type={kind}"))
 
@@ -192,9 +209,13 @@ def verify_metrics(settings, state):
 VERIFY = Job("verify", "stockdb_backup_verify", "StockdbBackupVerifyFailed", verify_metrics)
 
 
-def verify_job(settings, name=None):
-    """verify() of a backup (default the newest); returns its result, whose problems are empty when it passed."""
+def verify_job(settings, name=None, here=False):
+    """verify() of a backup (default the newest); returns its result, whose problems are empty when it passed,
+    or dict(skipped=why, problems=[]) when this host is not the backup source (`here` verifies anyway)."""
     def work(state):
+        why = None if here else not_source(settings)
+        if why:
+            return Outcome(ok=True, skipped=True, line=f"SKIPPED: {why}", value=dict(backup=None, problems=[], skipped=why))
         with host.cpu_idle():
             result = verification.verify(settings, name)
         if result["problems"]:
@@ -272,8 +293,29 @@ def archiver(settings):
     return archive.archiver_command(settings, timeline, start)
 
 
-def recovery_time(settings):
-    """The health check's `rto` entry (rto.check) and its parts as metrics."""
+def source_metric(settings, state):
+    """Whether this host is the backup source now, as stockdb_backup_source; returns why not (None: it is).
+
+    When the server cannot answer, the last answer stands (state["source"])."""
+    try:
+        state["source"] = dict(why_not=not_source(settings))
+    except OpsError:
+        pass
+    why_not = (state.get("source") or {}).get("why_not")
+    report.write_textfile(settings["metrics_dir"], "stockdb_backup_source", [
+        ("stockdb_backup_source", "1 when this host takes the scheduled backups now (backup_source), 0 when another "
+         "host does.", "gauge", [({}, 0 if why_not else 1)]),
+    ])
+    return why_not
+
+
+def recovery_time(settings, not_source_why=None):
+    """The health check's `rto` entry (rto.check) and its parts as metrics; not measured on a host that is not
+    the backup source (`not_source_why`): it keeps no backups to recover from."""
+    if not_source_why:
+        report.write_textfile(settings["metrics_dir"], "stockdb_backup_rto", [])
+        return dict(ok=True, value=None, threshold=settings["rto_target_s"],
+                    detail=f"not measured here: {not_source_why}")
     try:
         check, found = rto.check(settings, report.load_state(state_path(settings, VERIFY)))
     except (OpsError, OSError) as exc:
@@ -309,7 +351,8 @@ def health_job(settings):
     def work(state):
         now = report.utc_now()
         previous = state.get("checks", {})
-        extra = dict(rto=recovery_time(settings))  # from files only: measured whether the server answers or not
+        # from files only: measured whether the server answers or not
+        extra = dict(rto=recovery_time(settings, source_metric(settings, state)))
         try:
             with connection.cursor(settings["defaults_file"], "health check") as cur:
                 result, checks = health.run(cur, settings["health"], previous, now, extra=extra)

@@ -181,6 +181,9 @@ def _replay_privately(settings, manifest, target, datadir, timings, result):
                 if replayed is not None:
                     rto.record_replay(settings, replayed, timings["replay_s"], f"restore {manifest['name']}")
             reached = server.sql("SELECT @@gtid_binlog_pos")
+            # As a replica it goes on from what it holds now (rejoin.yml starts from gtid_current_pos, which
+            # reads this when the last transaction replayed came from another server, as after a switchover).
+            server.sql(f"SET GLOBAL gtid_slave_pos = '{reached}'")
     finally:
         shutil.rmtree(relay_dir, ignore_errors=True)
     if target and target["kind"] == "gtid":

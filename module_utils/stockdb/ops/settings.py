@@ -41,6 +41,11 @@ DEFAULTS = dict(
     alert_log="/var/log/stockdb/alerts.log",
     state_dir="/var/lib/stockdb/ops",
     lock_timeout=600,
+    # the host that takes the scheduled backups and verifies them: "primary" (whichever host is writable and
+    # replicates from no one, asked at each run, so backups follow a switchover) or one host's name
+    source="primary",
+    # this host's name as source names it (the inventory name; "" = the host name)
+    host_name="",
     # the health check's recovery-time target (ops/rto.py), seconds
     rto_target_s=900,
     # threads of the parallel binlog replay of restores and verifications (ops/replay.py); 0 = one stream
@@ -96,6 +101,8 @@ def validate(s):
             continue
         if value < low or (high is not None and value > high):
             problems.append(f"{key}={value} must be {low}..{high}" if high is not None else f"{key}={value} must be >= {low}")
+    if not isinstance(s["source"], str) or not s["source"] or any(c.isspace() for c in s["source"]):
+        problems.append(f"source={s['source']!r} must be primary or one host's name")
     if s["encrypt_key_file"] and not os.path.isfile(s["encrypt_key_file"]):
         problems.append(f"encrypt_key_file {s['encrypt_key_file']} does not exist")
     if not isinstance(s["health"], dict):
