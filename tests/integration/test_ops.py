@@ -224,11 +224,15 @@ def test_a_failed_backup_leaves_nothing_and_reaches_the_alert_log(host, drill):
     config = json.loads(host.file(SETTINGS).content_string)
     config["defaults_file"] = bad_cnf
     host.check_output(f"echo {shlex.quote(json.dumps(config))} > /var/lib/stockdb/bad-backup.json")
+    # asking whether this host is the backup source is the first login: it fails there, naming the account
     result = ops(host, "--config /var/lib/stockdb/bad-backup.json backup")
+    assert result.rc == 1 and f"cannot connect to MariaDB with the account of {bad_cnf}" in result.stderr
+    # --here skips that question: mariabackup itself fails
+    result = ops(host, "--config /var/lib/stockdb/bad-backup.json backup --here")
     assert result.rc == 1 and "mariabackup exited" in result.stderr
     assert sorted(host.file(BACKUPS).listdir()) == before, "a failed backup left a directory"
     assert metric(host, "stockdb_backup_last_status", "stockdb_backup") == 0
-    assert metric(host, "stockdb_backup_failures_total", "stockdb_backup") == failures + 1
+    assert metric(host, "stockdb_backup_failures_total", "stockdb_backup") == failures + 2
     assert "FIRING critical StockdbBackupFailed" in host.file(ALERTS).content_string.strip().splitlines()[-1]
     assert "FAILED type=full" in host.file("/var/log/stockdb/backup.log").content_string.strip().splitlines()[-1]
     assert ops(host, "backup").rc == 0
