@@ -351,7 +351,8 @@ def health_job(settings):
     def work(state):
         now = report.utc_now()
         previous = state.get("checks", {})
-        # from files only: measured whether the server answers or not
+        # the recovery time is read from files, whether the server answers or not; whether this host is the
+        # backup source is asked of the server (its last answer stands while it does not answer)
         extra = dict(rto=recovery_time(settings, source_metric(settings, state)))
         try:
             with connection.cursor(settings["defaults_file"], "health check") as cur:
