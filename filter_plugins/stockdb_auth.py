@@ -1,4 +1,5 @@
-"""Filter ``stockdb_auth_string``: the string MariaDB stores for a password under an authentication plugin.
+"""Filter ``stockdb_auth_string``: the string MariaDB stores for a password under an authentication plugin
+(and ``stockdb_account_spec``: a role's account with that string in place of its password).
 
 The role and ``playbooks/rotate_secrets.yml`` set the project's accounts from such strings
 (``IDENTIFIED WITH <plugin> AS '<string>'``) rather than from clear text: the clear text never reaches
@@ -87,6 +88,20 @@ def stockdb_auth_string(password, plugin):
     return _PLUGINS[plugin](password)
 
 
+def stockdb_account_spec(account):
+    """A role's account (user, host, password, plugin, priv, and optionally limits and tls) as the module
+    stockdb_accounts takes it: the password replaced by the plugin's string for it."""
+    try:
+        spec = {name: account[name] for name in ("user", "host", "plugin", "priv")}
+    except KeyError as exc:
+        name = account.get("name", account.get("user"))
+        raise AnsibleFilterError(f"stockdb_account_spec: the account {name!r} has no {exc}") from None
+    spec["plugin_hash_string"] = stockdb_auth_string(account.get("password"), account["plugin"])
+    spec["resource_limits"] = account.get("limits") or None
+    spec["tls_requires"] = account.get("tls")
+    return spec
+
+
 class FilterModule:
     def filters(self):
-        return {"stockdb_auth_string": stockdb_auth_string}
+        return {"stockdb_auth_string": stockdb_auth_string, "stockdb_account_spec": stockdb_account_spec}

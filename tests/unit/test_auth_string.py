@@ -38,5 +38,27 @@ def test_bad_input_is_named(password, plugin, message):
         auth.stockdb_auth_string(password, plugin)
 
 
-def test_ansible_finds_the_filter():
-    assert auth.FilterModule().filters()["stockdb_auth_string"] is auth.stockdb_auth_string
+def test_an_account_goes_to_stockdb_accounts_with_the_string_and_never_its_password():
+    spec = auth.stockdb_account_spec({"name": "report", "user": "stockdb_report", "host": "10.0.1.%", "password": "secret",
+                                      "plugin": "mysql_native_password", "priv": "stockdb_report.*:SELECT",
+                                      "limits": {"MAX_USER_CONNECTIONS": 2}, "tls": {"SSL": None}, "present": True})
+    assert spec == {"user": "stockdb_report", "host": "10.0.1.%", "plugin": "mysql_native_password",
+                    "plugin_hash_string": "*14E65567ABDB5135D0CFD9A70B3032C179A49EE7", "priv": "stockdb_report.*:SELECT",
+                    "resource_limits": {"MAX_USER_CONNECTIONS": 2}, "tls_requires": {"SSL": None}}
+    bare = auth.stockdb_account_spec({"user": "u", "host": "localhost", "password": "secret", "plugin": "ed25519",
+                                      "priv": "*.*:USAGE"})
+    assert bare["resource_limits"] is None and bare["tls_requires"] is None  # left as they are on the server
+
+
+def test_an_account_without_a_password_or_privileges_is_named():
+    with pytest.raises(AnsibleFilterError, match="the password is empty"):
+        auth.stockdb_account_spec({"user": "u", "host": "localhost", "password": "", "plugin": "ed25519",
+                                   "priv": "*.*:USAGE"})
+    with pytest.raises(AnsibleFilterError, match="'backup' has no 'priv'"):
+        auth.stockdb_account_spec({"name": "backup", "user": "u", "host": "localhost", "password": "p", "plugin": "ed25519"})
+
+
+def test_ansible_finds_the_filters():
+    filters = auth.FilterModule().filters()
+    assert filters["stockdb_auth_string"] is auth.stockdb_auth_string
+    assert filters["stockdb_account_spec"] is auth.stockdb_account_spec

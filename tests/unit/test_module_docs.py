@@ -42,7 +42,9 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
            "stockdb_experiment": "action=plan param=Bad-Name values=1",
            "stockdb_promote": "wait_gtid=yesterday",
            "stockdb_stop_point": "applied_pos=0-1-5 before_time=yesterday",
-           "stockdb_files": '{"files": [{"path": "relative/x", "content": "a", "mode": "0644"}]}'}[module]
+           "stockdb_files": '{"files": [{"path": "relative/x", "content": "a", "mode": "0644"}]}',
+           "stockdb_accounts": '{"login_unix_socket": "/nowhere", "absent": '
+                               '[{"user": "app", "host": "h"}, {"user": "app", "host": "H"}]}'}[module]
     result = subprocess.run([str(BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", module,
                              "-a", bad], capture_output=True, text=True, cwd=REPO,
                             env={"PATH": f"{BIN}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -59,5 +61,6 @@ def test_bad_parameters_fail_with_a_message_naming_them(module, tmp_path):
              "stockdb_experiment": "'Bad-Name' is not a server variable name",
              "stockdb_promote": "wait_gtid='yesterday' is not a GTID position",
              "stockdb_stop_point": "before_time 'yesterday' is not an ISO 8601 time",
-             "stockdb_files": "path 'relative/x' must be an absolute"}[module]
+             "stockdb_files": "path 'relative/x' must be an absolute",
+             "stockdb_accounts": "absent names 'app'@'h' more than once"}[module]
     assert named in result.stdout, result.stdout
