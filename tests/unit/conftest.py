@@ -38,7 +38,9 @@ class RoleVars:
                 variables.update(_trusted(yaml.safe_load(path.read_text()) or {}))
         variables.update(overrides)
         self.variables = variables
-        self._templar = Templar(loader=DataLoader(), variables=variables)
+        loader = DataLoader()
+        loader.set_basedir(str(REPO / "roles" / role / "templates"))  # where a template's {% include %} looks
+        self._templar = Templar(loader=loader, variables=variables)
 
     def __getitem__(self, name):
         return self._templar.template(self.variables[name])

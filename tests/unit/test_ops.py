@@ -7,8 +7,10 @@ the binlog archive's order and gaps, and what a failed backup leaves behind.
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -370,6 +372,48 @@ def test_jobs_run_niced_and_first_in_line_for_the_oom_killer():
     env = dict(os.environ, PYTHONPATH=str(REPO / "module_utils"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
     assert out == ["10", "1000"]
+
+
+def test_a_job_stopped_by_systemd_kills_its_tool_removes_its_partial_and_alerts(settings, tmp_path):
+    # systemd stops a job past its TimeoutStartSec with SIGTERM: the job must not die mid-way like a
+    # plain Python process, it must clean up and say why (the unit's timeout is in roles/backup)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    pid_file = tmp_path / "mariabackup.pid"
+    (tools / "mariabackup").write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    (tools / "mariabackup").chmod(0o755)
+    config = tmp_path / "ops.json"
+    config.write_text(json.dumps(settings))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "module_utils"), PATH=f"{tools}:{os.environ['PATH']}")
+    job = subprocess.Popen([sys.executable, "-c", "import sys; from stockdb.ops import cli; sys.exit(cli.main())",
+                            "--config", str(config), "backup", "--type", "full"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tool_pid = int(pid_file.read_text())
+    assert [p for p in os.listdir(catalogue.backups_root(settings)) if p.startswith(catalogue.PARTIAL)]
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=20)
+    assert job.returncode == 1
+    assert "stopped by SIGTERM" in err
+    assert not os.path.exists(f"/proc/{tool_pid}"), "the tool the job waited for must be killed with it"
+    assert os.listdir(catalogue.backups_root(settings)) == []
+    metrics = open(os.path.join(settings["metrics_dir"], "stockdb_backup.prom"), encoding="utf-8").read()
+    assert "stockdb_backup_last_status 0\n" in metrics
+    alert = open(settings["alert_log"], encoding="utf-8").read()
+    assert " FIRING critical StockdbBackupFailed " in alert and "stopped by SIGTERM" in alert
+
+
+def test_the_job_units_have_a_deadline(role_vars):
+    def unit(job, **overrides):
+        item = next(j for j in role_vars("backup", **overrides)["_backup_jobs"] if j["name"] == job)
+        return role_vars("backup", item=item, ansible_managed="", **overrides).render(
+            "roles/backup/templates/etc/systemd/system/stockdb-job.service.j2")
+
+    assert "\nTimeoutStartSec=360min\n" in unit("stockdb-backup")
+    assert "\nTimeoutStartSec=10min\n" in unit("stockdb-healthcheck")
+    assert "\nTimeoutStartSec=infinity\n" in unit("stockdb-backup-verify", backup_job_timeout_minutes=0)
 
 
 def test_an_incremental_needs_a_full_backup_first(settings):

@@ -22,6 +22,7 @@ Exit status: 0 done, 1 failed (the job's log, metrics and alert log say why), 2 
 import argparse
 import json
 import os
+import signal
 import sys
 
 from .. import report
@@ -112,8 +113,16 @@ def parser():
     return p
 
 
+def stop_on_sigterm(signum, frame):
+    """systemd stops a job with SIGTERM (its TimeoutStartSec passed, or systemctl stop). Python would die at
+    once; raising instead lets the job remove its half-written backup or scratch server, kill the tool it
+    waits for (subprocess.run kills its child when interrupted), record the failure and release the lock."""
+    raise OpsError(f"stopped by {signal.Signals(signum).name} (the unit's TimeoutStartSec passed, or systemctl stop)")
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         return args.func(settings.load(args.config), args)
     except OpsError as exc:
