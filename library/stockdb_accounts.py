@@ -193,7 +193,7 @@ def main():
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     try:
-        plan.plan([], p["accounts"], p["absent"])  # the request alone, before connecting
+        plan.check(p["accounts"], p["absent"])
     except plan.AccountsError as exc:
         module.fail_json(msg=str(exc))
     if mysql_driver is None:

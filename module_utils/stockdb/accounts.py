@@ -31,16 +31,21 @@ def _keys(entries, what):
     return seen
 
 
-def plan(existing, wanted, absent=(), owned=(), keep=()):
-    """The accounts to remove, in the order found, from `existing` (user, host) rows.
-
-    Validates the request first: an account named twice in `wanted` or `absent`, or in both, fails
-    with its name, before anything is read or changed."""
+def check(wanted, absent=()):
+    """The request's (user, host) keys, wanted and absent; an account named twice in `wanted` or `absent`,
+    or in both, fails with its name (the module checks before it connects)."""
     want = _keys(wanted, "accounts")
     gone = _keys(absent, "absent")
     both = [k for k in want if k in gone]
     if both:
         raise AccountsError(f"{key(*both[0])} is both in accounts and in absent")
+    return want, gone
+
+
+def plan(existing, wanted, absent=(), owned=(), keep=()):
+    """The accounts to remove, in the order found, from `existing` (user, host) rows; the request is
+    checked first (check)."""
+    want, gone = check(wanted, absent)
     stay = set(want) | {(e["user"], e["host"].lower()) for e in keep}
     owned = set(owned)
     remove = []

@@ -43,5 +43,7 @@ def test_nothing_owned_nothing_absent_removes_nothing():
     ([APP], [APP], "'stockdb_app'@'localhost' is both in accounts and in absent"),
 ])
 def test_a_request_that_contradicts_itself_is_refused_with_the_account_named(wanted, absent, message):
+    with pytest.raises(accounts.AccountsError, match=message):  # before connecting, and in the plan
+        accounts.check(wanted, absent)
     with pytest.raises(accounts.AccountsError, match=message):
         accounts.plan(SERVER, wanted, absent=absent)
