@@ -7,7 +7,8 @@ Each check returns the violating rows (empty = holds). Names and queries:
   share_reservations      each position's reserved shares = its open sell orders' remaining quantity
   non_negative            no negative balance, reservation, holding or inventory
   filled_equals_trades    each order's filled_qty = the sum of its trades
-  trade_prices_in_limits  a trade's price is within both orders' limits; both orders are of the trade's stock and side
+  trades_agree_with_orders  a trade's price is within both orders' limits; both orders are of the trade's stock
+                          and side, and of its buyer's and seller's accounts
   legal_statuses          status agrees with filled_qty; market orders never rest; closed orders hold no cash
 """
 
@@ -38,11 +39,13 @@ CHECKS = (
      "(SELECT order_id, SUM(qty) AS traded FROM (SELECT buy_order_id AS order_id, qty FROM trades "
      "UNION ALL SELECT sell_order_id, qty FROM trades) x GROUP BY order_id) t USING (order_id) "
      "WHERE o.filled_qty <> COALESCE(t.traded, 0)"),
-    ("trade_prices_in_limits",
-     "SELECT t.trade_id, t.price, b.price AS buy_limit, s.price AS sell_limit FROM trades t "
+    ("trades_agree_with_orders",
+     "SELECT t.trade_id, t.price, b.price AS buy_limit, s.price AS sell_limit, t.buy_account_id, "
+     "b.account_id AS buy_order_account, t.sell_account_id, s.account_id AS sell_order_account FROM trades t "
      "JOIN orders b ON b.order_id = t.buy_order_id JOIN orders s ON s.order_id = t.sell_order_id "
      "WHERE b.side <> 'BUY' OR s.side <> 'SELL' OR b.stock_id <> t.stock_id OR s.stock_id <> t.stock_id "
-     "OR (b.price IS NOT NULL AND t.price > b.price) OR (s.price IS NOT NULL AND t.price < s.price)"),
+     "OR (b.price IS NOT NULL AND t.price > b.price) OR (s.price IS NOT NULL AND t.price < s.price) "
+     "OR t.buy_account_id <> b.account_id OR t.sell_account_id <> s.account_id"),
     ("legal_statuses",
      "SELECT order_id, status, order_type, qty, filled_qty, reserved_amount FROM orders WHERE "
      "(status = 'NEW' AND filled_qty <> 0) OR (status = 'PARTIAL' AND NOT (filled_qty > 0 AND filled_qty < qty)) "

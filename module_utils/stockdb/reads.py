@@ -43,22 +43,20 @@ READS = {
          WHERE account_id = %(account_id)s AND stock_id = %(stock_id)s
          ORDER BY created_at DESC
          LIMIT 20"""),
-    # The account's executions over the period (both sides), newest first. One branch per side, each joining
-    # on one indexed column: written as one join ON buy_order_id = ... OR sell_order_id = ..., no index
-    # served it (the query report found it "range checked for each record"; before/after in docs/tuning.md).
+    # The account's executions over the period (both sides), newest first: each side one range of its index on
+    # (account, time), limited, then merged. Each trade names its accounts since migration 0007; before, this
+    # joined every order the account ever placed to the trades (before/after in docs/tuning.md).
     "trade_history": (10, """
-        (SELECT t.trade_id, t.executed_at, t.stock_id, 'BUY' AS side, t.price, t.qty
-           FROM orders o
-           JOIN trades t ON t.buy_order_id = o.order_id
-          WHERE o.account_id = %(account_id)s AND t.executed_at >= NOW() - INTERVAL 1 DAY
-          ORDER BY t.executed_at DESC
+        (SELECT trade_id, executed_at, stock_id, 'BUY' AS side, price, qty
+           FROM trades
+          WHERE buy_account_id = %(account_id)s AND executed_at >= NOW() - INTERVAL 1 DAY
+          ORDER BY executed_at DESC
           LIMIT 100)
         UNION ALL
-        (SELECT t.trade_id, t.executed_at, t.stock_id, 'SELL' AS side, t.price, t.qty
-           FROM orders o
-           JOIN trades t ON t.sell_order_id = o.order_id
-          WHERE o.account_id = %(account_id)s AND t.executed_at >= NOW() - INTERVAL 1 DAY
-          ORDER BY t.executed_at DESC
+        (SELECT trade_id, executed_at, stock_id, 'SELL' AS side, price, qty
+           FROM trades
+          WHERE sell_account_id = %(account_id)s AND executed_at >= NOW() - INTERVAL 1 DAY
+          ORDER BY executed_at DESC
           LIMIT 100)
         ORDER BY executed_at DESC
         LIMIT 100"""),

@@ -124,7 +124,7 @@ def _history(rng, count, accounts, symbols, price, balance, holdings, cost, orde
         buy_id, sell_id = len(orders) + 1, len(orders) + 2
         orders.append((buy_id, buyer, sid, "BUY", "LIMIT", p, qty, qty, 0, "FILLED", when))
         orders.append((sell_id, seller, sid, "SELL", "LIMIT", p, qty, qty, 0, "FILLED", when))
-        trades.append((len(trades) + 1, sid, buy_id, sell_id, p, qty, when))
+        trades.append((len(trades) + 1, sid, buy_id, sell_id, buyer, seller, p, qty, when))
         last_price[sid] = p
         traded[sid] = traded.get(sid, 0) + qty
 
@@ -139,5 +139,6 @@ LOAD_ORDER = (
     ("positions", ("account_id", "stock_id", "qty", "reserved_qty", "cost_basis")),
     ("orders", ("order_id", "account_id", "stock_id", "side", "order_type", "price", "qty", "filled_qty",
                 "reserved_amount", "status", "created_at")),
-    ("trades", ("trade_id", "stock_id", "buy_order_id", "sell_order_id", "price", "qty", "executed_at")),
+    ("trades", ("trade_id", "stock_id", "buy_order_id", "sell_order_id", "buy_account_id", "sell_account_id", "price",
+                "qty", "executed_at")),
 )

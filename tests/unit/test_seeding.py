@@ -45,8 +45,9 @@ def test_history_has_the_requested_orders_and_consistent_trades(history):
     orders = {o[0]: o for o in history["orders"]}
     filled = defaultdict(int)
     for trade in history["trades"]:
-        _, sid, buy, sell, price, qty, _ = trade
+        _, sid, buy, sell, buyer, seller, price, qty, _ = trade
         assert orders[buy][3] == "BUY" and orders[sell][3] == "SELL"
+        assert (orders[buy][1], orders[sell][1]) == (buyer, seller) and buyer != seller
         assert orders[buy][2] == orders[sell][2] == sid
         assert orders[buy][5] >= price and orders[sell][5] <= price
         filled[buy] += qty
