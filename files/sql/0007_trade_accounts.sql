@@ -13,12 +13,16 @@
 --
 -- Online, in this order, while trading runs: the columns are added (instant; trades written by the
 -- old procedure meanwhile have none), the procedure replaced, every trade without its accounts filled
--- in from its orders, then the columns made NOT NULL and indexed (INPLACE, LOCK=NONE: the table is
--- rebuilt, and stays writable). The fill is one statement, one transaction over the trades before.
+-- in from its orders (in batches, below), then the columns made NOT NULL and indexed (INPLACE,
+-- LOCK=NONE: the table is rebuilt, and stays writable). Every statement can run again: if a call of
+-- the old procedure wrote a trade after the fill, the last ALTER fails on its NULL and schema.yml,
+-- run again, fills it and finishes.
 
 ALTER TABLE trades
-  ADD COLUMN buy_account_id BIGINT UNSIGNED NULL COMMENT 'the account of buy_order_id' AFTER sell_order_id,
-  ADD COLUMN sell_account_id BIGINT UNSIGNED NULL COMMENT 'the account of sell_order_id' AFTER buy_account_id,
+  ADD COLUMN IF NOT EXISTS buy_account_id BIGINT UNSIGNED NULL COMMENT 'the account of buy_order_id'
+    AFTER sell_order_id,
+  ADD COLUMN IF NOT EXISTS sell_account_id BIGINT UNSIGNED NULL COMMENT 'the account of sell_order_id'
+    AFTER buy_account_id,
   ALGORITHM=INSTANT;
 
 DELIMITER //
@@ -217,15 +221,42 @@ END //
 
 DELIMITER ;
 
-UPDATE trades t
-  JOIN orders b ON b.order_id = t.buy_order_id
-  JOIN orders s ON s.order_id = t.sell_order_id
-   SET t.buy_account_id = b.account_id, t.sell_account_id = s.account_id
- WHERE t.buy_account_id IS NULL OR t.sell_account_id IS NULL;
+-- The older trades, 5,000 at a time in trade_id order, each batch its own transaction: the rows of
+-- orders it reads are share-locked only while one batch runs, so the engine (which updates resting
+-- orders) waits milliseconds, not for the whole fill.
+DELIMITER //
+
+CREATE OR REPLACE PROCEDURE migration_0007_fill()
+  MODIFIES SQL DATA
+  COMMENT 'one-off: fills trades.buy_account_id and sell_account_id; dropped by 0007_trade_accounts.sql'
+BEGIN
+  DECLARE v_from, v_last BIGINT UNSIGNED DEFAULT 0;
+  -- Up to the newest trade, then on while a trade past the last batch lacks its accounts: a call of
+  -- the old procedure already running when it was replaced may have written its trade meanwhile.
+  SELECT COALESCE(MAX(trade_id), 0) INTO v_last FROM trades;
+  WHILE v_from < v_last DO
+    UPDATE trades t
+      JOIN orders b ON b.order_id = t.buy_order_id
+      JOIN orders s ON s.order_id = t.sell_order_id
+       SET t.buy_account_id = b.account_id, t.sell_account_id = s.account_id
+     WHERE t.trade_id > v_from AND t.trade_id <= LEAST(v_from + 5000, v_last) AND t.buy_account_id IS NULL;
+    SET v_from = LEAST(v_from + 5000, v_last);
+    IF v_from = v_last THEN
+      SELECT COALESCE(MAX(trade_id), 0) INTO v_last FROM trades WHERE trade_id > v_from AND buy_account_id IS NULL;
+      SET v_last = GREATEST(v_last, v_from);
+    END IF;
+  END WHILE;
+END //
+
+DELIMITER ;
+
+CALL migration_0007_fill();
+
+DROP PROCEDURE migration_0007_fill;
 
 ALTER TABLE trades
   MODIFY buy_account_id BIGINT UNSIGNED NOT NULL COMMENT 'the account of buy_order_id',
   MODIFY sell_account_id BIGINT UNSIGNED NOT NULL COMMENT 'the account of sell_order_id',
-  ADD INDEX ix_trades_buyer (buy_account_id, executed_at),
-  ADD INDEX ix_trades_seller (sell_account_id, executed_at),
+  ADD INDEX IF NOT EXISTS ix_trades_buyer (buy_account_id, executed_at),
+  ADD INDEX IF NOT EXISTS ix_trades_seller (sell_account_id, executed_at),
   ALGORITHM=INPLACE, LOCK=NONE;
