@@ -117,6 +117,14 @@ def test_alertmanager_listens_on_loopback_with_its_web_config_by_default(role_va
     assert "--cluster.listen-address=" in args  # no gossip port either
 
 
+@pytest.mark.parametrize("interval", [None, "30s"])
+def test_alertmanager_writes_its_notification_log_every_minute_by_default(role_vars, interval):
+    # what it read at start after an unclean stop is at most this old (defaults/main.yml says why)
+    overrides = {} if interval is None else {"alertmanager_maintenance_interval": interval}
+    args = arguments(render_file(role_vars, ARGS, **overrides))
+    assert f"--data.maintenance-interval={interval or '1m'}" in args
+
+
 def self_signed(tmp_path):
     cert, key = tmp_path / "am.crt", tmp_path / "am.key"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=mon1",
