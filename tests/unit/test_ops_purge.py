@@ -71,11 +71,12 @@ def test_an_empty_archive_or_one_without_the_oldest_binlog_is_refused(on_server,
 
 # ---------------------------------------------------------------- with a stand-in server
 class Server:
-    """SHOW BINARY LOGS from files in a binlog directory; PURGE BINARY LOGS TO deletes the older ones."""
+    """SHOW BINARY LOGS from files in a binlog directory (and those removed_by_hand, listed with size 0 as the
+    server does); PURGE BINARY LOGS TO deletes the older ones."""
 
     def __init__(self, binlog_dir, keep_in_use=()):
         self.binlog_dir, self.statements, self.keep_in_use = binlog_dir, [], set(keep_in_use)
-        self.result = []
+        self.result, self.removed_by_hand = [], set()
 
     def files(self):
         return sorted(n for n in os.listdir(self.binlog_dir) if n.startswith("binlog.0"))
@@ -85,7 +86,8 @@ class Server:
         if sql == "SELECT @@log_bin_basename":
             self.result = [(os.path.join(self.binlog_dir, "binlog"),)]
         elif sql == "SHOW BINARY LOGS":
-            self.result = [(n, os.path.getsize(os.path.join(self.binlog_dir, n))) for n in self.files()]
+            self.result = sorted([(n, os.path.getsize(os.path.join(self.binlog_dir, n))) for n in self.files()]
+                                 + [(n, 0) for n in self.removed_by_hand])
         elif sql.startswith("PURGE BINARY LOGS TO"):
             for name in self.files():
                 if name < args[0] and name not in self.keep_in_use:
@@ -176,6 +178,17 @@ def test_a_file_the_server_keeps_is_reported_not_removed(settings, server):
     server.keep_in_use = {"binlog.000002"}
     result = archive.purge_binlogs(settings, [])
     assert result["not_removed"] == ["binlog.000002"] and result["bytes_freed"] == 4000
+
+
+def test_a_binlog_the_server_lists_but_its_directory_lacks_is_named_not_a_traceback(settings, server):
+    """Seen on the lab: a binlog removed by hand from a full disk (the server still listed it) ended the purge
+    in a FileNotFoundError."""
+    os.unlink(os.path.join(settings["datadir"], "binlog.000002"))
+    server.removed_by_hand.add("binlog.000002")
+    with pytest.raises(OpsError, match=r"not in .*: binlog.000002 \(removed by hand\?\); nothing purged.*"
+                                       r"PURGE BINARY LOGS TO 'binlog.000003'"):
+        archive.purge_binlogs(settings, [])
+    assert not any(s.startswith("PURGE") for s in server.statements)
 
 
 def test_an_open_gap_of_the_archive_refuses_the_purge_until_a_full_backup_covers_it(settings, server):

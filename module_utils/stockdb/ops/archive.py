@@ -419,6 +419,14 @@ def purge_binlogs(settings, backups, dry_run=False):
         on_server = [(row[0], int(row[1])) for row in cur.fetchall()]
         binlog_dir = os.path.dirname(basename) if basename else None
         readable = bool(binlog_dir) and os.access(binlog_dir, os.R_OK | os.X_OK)
+        listed = [name for name, _ in on_server]
+        gone = [name for name in listed if readable and not os.path.exists(os.path.join(binlog_dir, name))]
+        if gone:
+            after = listed[min(listed.index(gone[-1]) + 1, len(listed) - 1)]
+            raise OpsError(f"the server lists binary logs that are not in {binlog_dir}: {', '.join(gone)} (removed by "
+                           f"hand?); nothing purged. Once you know why, drop them from its list with PURGE BINARY LOGS "
+                           f"TO '{after}' (which purges every binlog listed before it: check the archive holds them "
+                           "whole first), then purge again")
 
         encrypted = set()
 
