@@ -152,9 +152,11 @@ def figures(workload, result, before, after, seconds):
         raise ExperimentError(f"the run's window is {seconds} s")
     if workload == "mix":
         try:
+            reads = result["reads"]
+            # a mix without reads (tune_read_share=0: writes only) has no read latency: "-" in the table
+            read_p99 = reads["latency_ms"]["p99"]
             out = dict(throughput=float(result["orders_per_s"]), p99_ms=float(result["latency_ms"]["p99"]),
-                       reads_per_s=float(result["reads"]["per_s"]),
-                       read_p99_ms=float(result["reads"]["latency_ms"]["p99"]))
+                       reads_per_s=float(reads["per_s"]), read_p99_ms=None if read_p99 is None else float(read_p99))
         except (KeyError, TypeError, ValueError):
             raise ExperimentError("the simulator's result lacks orders_per_s, latency_ms.p99 or reads") from None
     else:

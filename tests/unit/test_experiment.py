@@ -94,6 +94,16 @@ def test_sysbench_figures_and_a_window_without_reads():
     assert (f["throughput"], f["p99_ms"], f["reads_per_s"], f["hit_rate"]) == (400.5, 30.2, None, None)
 
 
+def test_a_mix_of_writes_only_has_no_read_latency():
+    """tune_read_share=0: the simulator reports no read p99; the report once failed on it after nine runs."""
+    s = experiment.status(_status())
+    writes = dict(MIX, reads={"total": 0, "per_s": 0.0, "latency_ms": {"p50": None, "p99": None}})
+    f = experiment.figures("mix", writes, s, s, 5)
+    assert (f["throughput"], f["p99_ms"], f["reads_per_s"], f["read_p99_ms"]) == (50.0, 40.0, 0.0, None)
+    (step,) = experiment.summarize(experiment.plan("x_size", ["1"]), [dict(round=1, label="1", effective={}, figures=f)])
+    assert step["read_p99_ms"] is None and step["throughput"]["median"] == 50.0
+
+
 @pytest.mark.parametrize("workload, result, rows, seconds, message", [
     ("mix", {"orders_per_s": 1}, _status(), 10, "lacks orders_per_s"),
     ("oltp_read_write", {"tps": "fast"}, _status(), 10, "lacks tps or p99_ms"),
