@@ -89,7 +89,9 @@ options:
     description: When trading recovered, if it did (O(action=measure)).
     type: str
   load_stopped_at:
-    description: When the drill's trading load stopped (O(action=measure)).
+    description:
+      - When the drill's trading load was told to stop, or its planned end (O(action=measure)); not when its
+        clients were done, whose last second does not trade at the load's rate.
     type: str
 author: stockdb
 """

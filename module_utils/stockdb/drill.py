@@ -259,6 +259,8 @@ def seconds_between(earlier, later):
 def measure(path, marks, warmup_s=3, window_s=5):
     """The figures of one drill from its ack log and its marks (UTC times: load_started_at, injected_at,
     load_stopped_at; baseline_started_at, alerted_at, remediation_started_at, recovered_at when they happened).
+    load_stopped_at is when the load was told to stop (or its planned end), not when its clients were done:
+    their last second does not trade at the load's rate.
 
     Orders/s and p99 before the fault (from baseline_started_at, or `warmup_s` after the load's start),
     during it (injection to recovery, or to the end of the load) and after it; the lowest `window_s`
