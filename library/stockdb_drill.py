@@ -17,8 +17,10 @@ description:
     (give Alertmanager's start) does not count, since a restarted Alertmanager holds no group and never tells
     the end of what fired before. Run it on the monitoring host.
   - O(action=wait_recovery) follows the simulator's acknowledgement log until, from a second at or after
-    O(since), O(window_s) seconds in a row run at O(ratio) or more of the orders/s acknowledged between
-    O(baseline_from) and O(baseline_to), or O(timeout) seconds pass. Run it on the database host.
+    O(since), O(window_s) seconds in a row run at O(ratio) or more of the slowest O(window_s) seconds in a
+    row acknowledged between O(baseline_from) and O(baseline_to) (a rate the host ran at with no fault; the
+    baseline's mean would call a host whose rate swings unrecovered in its slow phases), or O(timeout) seconds
+    pass. Run it on the database host.
   - O(action=measure) computes the time to alert and to recover (from the remediation's start and from the
     injection) from the marks, and, from the acknowledgement log, orders/s and p99 latency before the fault
     (from O(baseline_started_at)),
@@ -60,7 +62,7 @@ options:
     description: End of the baseline window (O(action=wait_recovery)).
     type: str
   ratio:
-    description: Share (0..1] of the baseline orders/s that counts as recovered (O(action=wait_recovery)).
+    description: Share (0..1] of the baseline's slowest O(window_s) seconds that counts as recovered (O(action=wait_recovery)).
     type: float
     default: 0.9
   window_s:
@@ -136,6 +138,10 @@ firing:
   elements: str
 baseline_per_s:
   description: Orders/s acknowledged in the baseline window.
+  returned: action is wait_recovery
+  type: float
+slowest_per_s:
+  description: Orders/s of the baseline's slowest O(window_s) seconds in a row, the rate recovery is judged against.
   returned: action is wait_recovery
   type: float
 recovered_at:

@@ -268,9 +268,10 @@ def _rates(drill):
     if not rates["before"] or rates["during"] is None:
         return ""
     ratio = drill["budgets"].get("recovered_ratio", DEFAULT_RECOVERED_RATIO)
+    slowest = rates.get("slowest_before")
     return (f": {rates['during']:g} orders/s from the injection to the end of the load, "
             f"{rates['during'] / rates['before']:.2f} of the {rates['before']:g} before (recovered means "
-            f"{ratio:g} of it for 5 s)")
+            f"{ratio:g} of the slowest 5 s before{f', {slowest:g}' if _is_number(slowest) else ''}, for 5 s)")
 
 
 def run_failures(drill):
@@ -479,8 +480,9 @@ def markdown(summary, results):
     ratios = _unique(r for s in summary["faults"].values() for r in s["recovered_ratios"])
     ratio_text = " or ".join(f"{r * 100:g} %" for r in ratios)
     legend = ["## All faults", "",
-              f"A run passes when the alert fired within its budget, trading recovered (orders/s back to {ratio_text} "
-              "of the baseline for 5 s) within its budget after the remediation started, no acknowledged row was lost, the "
+              f"A run passes when the alert fired within its budget, trading recovered (5 s in a row at {ratio_text} "
+              "or more of the orders/s of the baseline's slowest 5 s) within its budget after the remediation started, "
+              "no acknowledged row was lost, the "
               f"invariants held and nothing was left behind. Budgets: {budget_text}. With several runs of a fault, "
               "a figure is min / median / max over the runs and the fault passes only when every run does (the "
               "worst run meets the budget); `none` counts runs without the figure (no alert, not recovered, no "

@@ -114,10 +114,33 @@ def test_wait_recovery_reads_the_baseline_then_waits(tmp_path):
     path = ack_log(tmp_path / "ack.log", [10] * 10 + [0] * 5 + [10] * 10)
     clock = Clock(T0 + 40)
     result = drill.wait_recovery(path, T0, T0 + 10, T0 + 11, 30, clock=clock, sleep=clock.sleep)
-    assert result == dict(baseline_per_s=10.0, recovered_at="2026-12-02T10:00:15.000000Z", waited_s=0.0)
+    assert result == dict(baseline_per_s=10.0, slowest_per_s=10.0, recovered_at="2026-12-02T10:00:15.000000Z",
+                          waited_s=0.0)
     slow = drill.wait_recovery(ack_log(tmp_path / "slow.log", [10] * 10 + [1] * 30), T0, T0 + 10, T0 + 11, 5,
                                clock=clock, sleep=clock.sleep)
     assert slow["recovered_at"] is None and slow["waited_s"] >= 5
+
+
+def test_slowest_window_is_the_slowest_five_seconds_in_a_row():
+    orders = [(T0 + s + 0.5, 1.0) for s, n in enumerate([10, 10, 6, 6, 6, 6, 6, 10, 10, 10]) for _ in range(n)]
+    assert drill.slowest_window_rate(orders, T0, T0 + 10) == 6.0
+    assert drill.slowest_window_rate(orders, T0, T0 + 10, window_s=2) == 6.0
+    assert drill.slowest_window_rate(orders, T0 + 7, T0 + 10) == 10.0        # shorter than 5 s: its mean
+    assert drill.slowest_window_rate(orders, T0, T0 + 10.7) == 6.0          # a part second is not a window
+    assert drill.slowest_window_rate([], T0, T0 + 10) == 0.0
+    assert drill.slowest_window_rate(orders, T0, T0) is None
+
+
+def test_recovery_is_judged_against_the_baselines_slow_phase_not_its_mean(tmp_path):
+    # the host swings between 12 and 8 orders/s with nothing wrong (mean 10); after the fault it trades at 8
+    path = ack_log(tmp_path / "ack.log", [12] * 10 + [8] * 10 + [0] * 10 + [8] * 10)
+    clock = Clock(T0 + 45)
+    result = drill.wait_recovery(path, T0, T0 + 20, T0 + 21, 5, clock=clock, sleep=clock.sleep)
+    assert result["baseline_per_s"] == 10.0 and result["slowest_per_s"] == 8.0
+    assert result["recovered_at"] == drill.stamp(T0 + 30)                   # 8/s >= 0.9 x 8/s; the mean would say never
+    still = drill.wait_recovery(ack_log(tmp_path / "still.log", [12] * 10 + [8] * 10 + [7] * 20), T0, T0 + 20,
+                                T0 + 21, 5, clock=clock, sleep=clock.sleep)
+    assert still["recovered_at"] is None                                    # 7/s < 0.9 x 8/s
 
 
 def test_measure_splits_the_load_at_the_marks(tmp_path):

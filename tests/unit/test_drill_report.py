@@ -91,7 +91,11 @@ def test_spread_is_min_median_max_of_the_measured_values_and_counts_the_missing(
     (dict(time_to_alert_s=60.5), "alert", "after 60.5 s, over the budget of 60 s"),
     (dict(time_to_recover_s=dict(from_remediation=None, from_injection=None), recovered_at=None), "recover",
      "not recovered (budget 60 s after the remediation): 420 orders/s from the injection to the end of the load, "
-     "0.32 of the 1310 before (recovered means 0.9 of it for 5 s)"),
+     "0.32 of the 1310 before (recovered means 0.9 of the slowest 5 s before, for 5 s)"),
+    (dict(time_to_recover_s=dict(from_remediation=None, from_injection=None), recovered_at=None,
+          orders_per_s=dict(before=1310.0, during=420.0, after=None, slowest_before=1105.0)), "recover",
+     "not recovered (budget 60 s after the remediation): 420 orders/s from the injection to the end of the load, "
+     "0.32 of the 1310 before (recovered means 0.9 of the slowest 5 s before, 1105, for 5 s)"),
     (dict(time_to_recover_s=dict(from_remediation=75.0, from_injection=89.0)), "recover",
      "75.0 s after the remediation, over the budget of 60 s"),
     (dict(acknowledged_lost=2), "lost", "2 acknowledged rows lost"),
