@@ -400,18 +400,103 @@ def require(inputs, required, optional=()):
         raise BenchError("measured: " + "; ".join(problems))
 
 
+# ---------------------------------------------------------------- work per transaction
+# SHOW GLOBAL STATUS counters whose growth over a half is its work; the result gives each per transaction
+# (per order for the simulator). Innodb_row_lock_time is in ms; the byte counters in bytes.
+WORK_COUNTERS = ("Innodb_rows_read", "Innodb_rows_inserted", "Innodb_rows_updated", "Innodb_rows_deleted",
+                 "Handler_read_key", "Handler_read_next", "Handler_read_rnd_next", "Handler_write",
+                 "Handler_update", "Handler_delete", "Innodb_row_lock_waits", "Innodb_row_lock_time",
+                 "Innodb_os_log_written", "Binlog_bytes_written", "Binlog_group_commits", "Innodb_data_fsyncs",
+                 "Created_tmp_tables")
+# /proc/stat's cpu line: user nice system idle iowait irq softirq steal; busy is all but idle and iowait.
+_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)
+
+
+def cpu_times(text):
+    """CPU seconds from the text of `getconf CLK_TCK; head -n1 /proc/stat; cat /proc/<mariadbd>/stat`:
+    dict(server (mariadbd's user + system), host_busy and host_total (every core of the host))."""
+    lines = (text or "").strip().splitlines()
+    try:
+        tick = float(lines[0])
+        cpu = [float(v) for v in lines[1].split()[1:9]]
+        if not lines[1].startswith("cpu ") or len(cpu) < 8 or tick <= 0:
+            raise ValueError
+        # the command name in brackets may hold spaces: the fields after it are split
+        rest = lines[2][lines[2].rindex(")") + 1:].split()
+        server = (float(rest[11]) + float(rest[12])) / tick  # utime, stime: fields 14 and 15
+    except (IndexError, ValueError):
+        raise BenchError(f"cannot read CPU times from {text!r} (CLK_TCK, the cpu line of /proc/stat, "
+                         "/proc/<pid>/stat of mariadbd)") from None
+    busy = sum(cpu[i] for i in _BUSY_FIELDS)
+    return dict(server=server, host_busy=busy / tick, host_total=(busy + cpu[3] + cpu[4]) / tick)
+
+
+def snapshot(status_rows, cpu_text):
+    """One point of a half: the WORK_COUNTERS of SHOW GLOBAL STATUS (rows of Variable_name, Value) and
+    cpu_times()."""
+    values = {}
+    for row in status_rows or []:
+        if isinstance(row, dict) and row.get("Variable_name") in WORK_COUNTERS:
+            values[row["Variable_name"]] = number(row.get("Value"), f"status {row['Variable_name']}")
+    missing = [c for c in WORK_COUNTERS if c not in values]
+    if missing:
+        raise BenchError(f"SHOW GLOBAL STATUS lacks {', '.join(missing)}")
+    return dict(status=values, cpu=cpu_times(cpu_text))
+
+
+def work(before, after, transactions):
+    """What the server and the host did per transaction between two snapshot()s: each counter's growth,
+    mariadbd's CPU ms and the rest of the host's busy CPU ms (the clients, mostly), and how busy the host
+    was. When the host is CPU-bound, two workloads' rates stand in the inverse ratio of their host CPU
+    per transaction."""
+    n = number(transactions, "transactions")
+    if n <= 0:
+        raise BenchError("no transaction in the half: its work per transaction is not defined")
+    grew = {name: after["status"][name] - before["status"][name] for name in WORK_COUNTERS}
+    server = after["cpu"]["server"] - before["cpu"]["server"]
+    busy = after["cpu"]["host_busy"] - before["cpu"]["host_busy"]
+    total = after["cpu"]["host_total"] - before["cpu"]["host_total"]
+    if min(list(grew.values()) + [server, busy]) < 0 or total <= 0:
+        raise BenchError("a counter went back between the snapshots (was the server restarted?)")
+    per = {name: round(value / n, 3) for name, value in grew.items()}
+    return dict(
+        transactions=int(n),
+        per_transaction=per,
+        rows_changed=round(per["Innodb_rows_inserted"] + per["Innodb_rows_updated"] + per["Innodb_rows_deleted"], 2),
+        server_cpu_ms=round(1000 * server / n, 3),
+        other_cpu_ms=round(1000 * (busy - server) / n, 3),
+        host_cpu_ms=round(1000 * busy / n, 3),
+        host_busy_pct=round(100 * busy / total, 1),
+    )
+
+
+def _work(counters, half, transactions):
+    """work() of one half from the benchmark's snapshots (None when they were not taken)."""
+    if not counters or counters.get(f"{half}_before") is None or transactions is None:
+        return None
+    before, after = (counters.get(f"{half}_{point}") or {} for point in ("before", "after"))
+    return work(snapshot(before.get("status"), before.get("cpu")), snapshot(after.get("status"), after.get("cpu")),
+                transactions)
+
+
 ENGINE_INPUTS = ("clients", "duration_s", "tables", "table_size", "sysbench")
-ENGINE_OPTIONAL = ("simulator", "seed")
+ENGINE_OPTIONAL = ("simulator", "seed", "counters")
 
 
 def engine_result(host, measured, started_at=None):
     """benchmark.yml: sysbench against the trade simulator, and the seed's bulk load against LOAD DATA.
 
     `measured`: clients, duration_s, tables, table_size, sysbench (stockdb_bench action=sysbench), and
-    simulator (stockdb_simulate) and seed (stockdb_seed), None when that half was skipped.
+    simulator (stockdb_simulate) and seed (stockdb_seed), None when that half was skipped; counters, the
+    snapshots around each half's run (sysbench_before, sysbench_after, simulator_before, simulator_after:
+    dict(status=SHOW GLOBAL STATUS rows, cpu=the text cpu_times() reads)) for the work per transaction.
     """
     require(measured, ENGINE_INPUTS, ENGINE_OPTIONAL)
     sysbench, simulator, seed = measured["sysbench"], measured.get("simulator"), measured.get("seed")
+    counters = measured.get("counters")
+    sysbench_work = _work(counters, "sysbench", int(field(sysbench, "transactions", "sysbench")))
+    # per order placed: the simulator's cancels and rejected orders are part of what an order costs
+    simulator_work = _work(counters, "simulator", _optional(simulator, "orders.placed") if simulator else None)
     tps = number(field(sysbench, "tps", "sysbench"), "sysbench tps")
     orders_per_s = number(field(simulator, "orders_per_s", "simulator"), "simulator orders/s") if simulator else None
     rows = _optional(seed, "rows") if seed else None
@@ -437,6 +522,11 @@ def engine_result(host, measured, started_at=None):
         load_data_rows_per_s=_optional(seed, "load_data.rows_per_s") if seed else None,
         seed_vs_load_data=_optional(seed, "load_data.seed_ratio") if seed else None,
         ratio=ratio(orders_per_s, tps, "simulator orders/s ÷ sysbench tps", 4) if simulator else None,
+        sysbench_work=sysbench_work,
+        simulator_work=simulator_work,
+        # what the ratio would be if both halves were held by the host's CPU alone
+        host_cpu_ratio=(ratio(sysbench_work["host_cpu_ms"], simulator_work["host_cpu_ms"], "host CPU per transaction", 4)
+                        if sysbench_work and simulator_work else None),
     )
 
 
@@ -454,7 +544,19 @@ def engine_summary(r):
         f"(p99 {_fmt(r['sysbench_p99_ms'])} ms); simulator {_fmt(r['simulator_orders_per_s'])} orders/s "
         f"(p99 {_fmt(r['simulator_p99_ms'])} ms); ratio {_fmt(r['ratio'])}",
         seed,
-    ]
+    ] + [_work_line(name, r[key]) for name, key in (("sysbench", "sysbench_work"), ("simulator", "simulator_work"))
+         if r.get(key)] + ([f"host CPU per transaction, sysbench ÷ simulator: {_fmt(r['host_cpu_ratio'], '%.3f')} (the "
+                            "ratio if the host's CPU alone held both)"] if r.get("host_cpu_ratio") else [])
+
+
+def _work_line(name, w):
+    per = w["per_transaction"]
+    return (f"{name} per {'order' if name == 'simulator' else 'transaction'}: {w['rows_changed']:g} rows changed, "
+            f"{per['Innodb_rows_read']:g} read, {per['Handler_read_key']:g} index lookups, "
+            f"{per['Innodb_row_lock_waits']:g} row lock waits ({per['Innodb_row_lock_time']:g} ms), "
+            f"{per['Binlog_bytes_written']:.0f} binlog bytes, {per['Innodb_os_log_written']:.0f} redo bytes, "
+            f"{per['Binlog_group_commits']:g} group commits; CPU ms: mariadbd {w['server_cpu_ms']:g}, rest of the host "
+            f"{w['other_cpu_ms']:g} (host {w['host_busy_pct']:g} % busy)")
 
 
 BACKUP_INPUTS = ("clients", "duration_s", "before", "after", "loaded", "backups", "intraday", "base", "restore",

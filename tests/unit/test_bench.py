@@ -404,7 +404,8 @@ SYSBENCH = dict(transactions=75273, tps=2509.1, p99_ms=8.43, report="...")
 ENGINE_KEYS = ["host", "started_at", "clients", "duration_s", "sysbench_tables", "sysbench_table_size",
                "sysbench_transactions", "sysbench_tps", "sysbench_p99_ms", "simulator_orders_per_s", "simulator_p99_ms",
                "simulator_duration_s", "simulator_orders", "simulator_trades", "simulator_errors", "simulator_retries",
-               "seed_rows", "seed_rows_per_s", "load_data_rows_per_s", "seed_vs_load_data", "ratio"]
+               "seed_rows", "seed_rows_per_s", "load_data_rows_per_s", "seed_vs_load_data", "ratio", "sysbench_work",
+               "simulator_work", "host_cpu_ratio"]
 
 
 def engine(**changes):
@@ -430,6 +431,66 @@ def test_the_engine_result_without_the_simulator_half():
     assert list(r) == ENGINE_KEYS and r["ratio"] is None and r["simulator_orders_per_s"] is None and r["seed_rows"] is None
     assert "simulator n/a orders/s (p99 n/a ms); ratio n/a" in bench.engine_summary(r)[0]
     assert bench.engine_summary(r)[1] == "seed bulk load not measured"
+
+
+def status_rows(**values):
+    """SHOW GLOBAL STATUS rows as community.mysql.mysql_query returns them: every work counter at 0 but those given."""
+    rows = [dict(Variable_name=name, Value=str(values.get(name, 0))) for name in bench.WORK_COUNTERS]
+    return rows + [dict(Variable_name="Uptime", Value="100")]
+
+
+def cpu_text(server_ticks, busy_ticks, idle_ticks, comm="mariadbd"):
+    # CLK_TCK; /proc/stat's cpu line (user nice system idle iowait irq softirq steal guest guest_nice); the
+    # process's stat, utime and stime being fields 14 and 15
+    user = busy_ticks - 10
+    return (f"100\ncpu  {user} 0 10 {idle_ticks} 0 0 0 0 0 0\n"
+            f"387 ({comm}) S 1 387 387 0 -1 4194560 100 0 0 0 {server_ticks - 5} 5 0 0 20 0 30 0 1000 0 0\n")
+
+
+def test_cpu_times_reads_the_server_and_the_host():
+    assert bench.cpu_times(cpu_text(1500, 4000, 1000)) == dict(server=15.0, host_busy=40.0, host_total=50.0)
+    # a command name with a space and a bracket does not shift the fields
+    assert bench.cpu_times(cpu_text(1500, 4000, 1000, comm="my (d) b"))["server"] == 15.0
+    with pytest.raises(bench.BenchError, match="cannot read CPU times"):
+        bench.cpu_times("100\nintr 5\n")
+
+
+def test_work_per_transaction_and_the_cpu_ratio():
+    before = dict(status=status_rows(Innodb_rows_inserted=100, Binlog_bytes_written=1000), cpu=cpu_text(1000, 2000, 500))
+    sysbench_after = dict(status=status_rows(Innodb_rows_inserted=1100, Innodb_rows_updated=2000, Innodb_rows_deleted=1000,
+                                             Binlog_bytes_written=501000, Innodb_row_lock_waits=10),
+                          cpu=cpu_text(2000, 3800, 700))          # 10 s of mariadbd, 18 s busy, 2 s idle
+    simulator_after = dict(status=status_rows(Innodb_rows_inserted=5100, Innodb_rows_updated=4100,
+                                              Binlog_bytes_written=2001000, Innodb_row_lock_waits=500),
+                           cpu=cpu_text(2000, 3800, 700))
+    counters = dict(sysbench_before=before, sysbench_after=sysbench_after, simulator_before=before,
+                    simulator_after=simulator_after)
+    r = engine(counters=counters, sysbench=dict(SYSBENCH, transactions=1000),
+               simulator=dict(SIMULATOR, orders=dict(placed=500, filled=200)))
+    s, m = r["sysbench_work"], r["simulator_work"]
+    assert (s["transactions"], s["rows_changed"], s["per_transaction"]["Binlog_bytes_written"]) == (1000, 4.0, 500.0)
+    assert (s["server_cpu_ms"], s["other_cpu_ms"], s["host_cpu_ms"], s["host_busy_pct"]) == (10.0, 8.0, 18.0, 90.0)
+    assert (m["transactions"], m["rows_changed"], m["per_transaction"]["Innodb_row_lock_waits"]) == (500, 18.2, 1.0)
+    assert m["host_cpu_ms"] == 36.0 and r["host_cpu_ratio"] == 0.5
+    summary = bench.engine_summary(r)
+    assert summary[2].startswith("sysbench per transaction: 4 rows changed, 0 read")
+    assert "simulator per order: 18.2 rows changed" in summary[3] and "CPU ms: mariadbd 20, rest of the host 16" in summary[3]
+    assert summary[4].startswith("host CPU per transaction, sysbench ÷ simulator: 0.500")
+    # without the snapshots (an older playbook) the figures are as before
+    assert engine()["sysbench_work"] is None and engine()["host_cpu_ratio"] is None
+
+
+@pytest.mark.parametrize("counters, message", [
+    (dict(sysbench_before=dict(status=status_rows()[:3], cpu=cpu_text(1, 2, 3)),
+          sysbench_after=dict(status=status_rows(), cpu=cpu_text(1, 2, 3))), "SHOW GLOBAL STATUS lacks"),
+    (dict(sysbench_before=dict(status=status_rows(Innodb_rows_read=10), cpu=cpu_text(1, 2, 3)),
+          sysbench_after=dict(status=status_rows(), cpu=cpu_text(1, 2, 4))), "a counter went back"),
+    (dict(sysbench_before=dict(status=status_rows(), cpu="no"), sysbench_after=dict(status=status_rows(), cpu="no")),
+     "cannot read CPU times"),
+])
+def test_bad_snapshots_are_named(counters, message):
+    with pytest.raises(bench.BenchError, match=message):
+        engine(counters=counters, simulator=None, seed=None)
 
 
 @pytest.mark.parametrize("changes, message", [
