@@ -20,8 +20,10 @@ description:
     until the server refuses (C(max_connections)) and holds them idle, so the application's logins are
     refused; the account must not have C(SUPER) or C(CONNECTION ADMIN), so the connection MariaDB keeps for
     administrators stays free. C(lock_storm) - one session updates the O(lock_rows) hottest rows of
-    O(lock_target) (most orders among the last 10000) and keeps the transaction open, never committing -
-    orders queue and hit lock-wait timeouts; the change is rolled back when the session ends or is killed.
+    O(lock_target) (symbols - most orders among the last 10000; accounts - the owners of the resting
+    orders nearest the last price of the five busiest symbols, whom the next takers fill against) and keeps
+    the transaction open, never committing - orders queue and hit lock-wait timeouts; the change is rolled
+    back when the session ends or is killed.
   - C(disk_full) - fills the filesystem of the datadir (or of the binlog or tmp directory, O(disk_target),
     or of O(path)) to 100% with the file C(stockdb-chaos.filler) at its mount point. Refuses the root
     filesystem and any filesystem larger than O(max_fs_bytes), so it only ever fills a dedicated volume.

@@ -403,11 +403,12 @@ def require(inputs, required, optional=()):
 # ---------------------------------------------------------------- work per transaction
 # SHOW GLOBAL STATUS counters whose growth over a half is its work; the result gives each per transaction
 # (per order for the simulator). Innodb_row_lock_time is in ms; the byte counters in bytes.
-WORK_COUNTERS = ("Innodb_rows_read", "Innodb_rows_inserted", "Innodb_rows_updated", "Innodb_rows_deleted",
-                 "Handler_read_key", "Handler_read_next", "Handler_read_rnd_next", "Handler_write",
-                 "Handler_update", "Handler_delete", "Innodb_row_lock_waits", "Innodb_row_lock_time",
-                 "Innodb_os_log_written", "Binlog_bytes_written", "Binlog_group_commits", "Innodb_data_fsyncs",
-                 "Created_tmp_tables")
+# Handler_write/_update/_delete count rows of the tables (Handler_tmp_* those of temporary tables), Rows_read
+# the rows read from them.
+WORK_COUNTERS = ("Rows_read", "Handler_write", "Handler_update", "Handler_delete", "Handler_read_key",
+                 "Handler_read_next", "Handler_read_rnd_next", "Handler_tmp_write", "Handler_commit",
+                 "Innodb_row_lock_waits", "Innodb_row_lock_time", "Innodb_os_log_written", "Binlog_bytes_written",
+                 "Binlog_group_commits", "Innodb_data_fsyncs", "Created_tmp_tables")
 # /proc/stat's cpu line: user nice system idle iowait irq softirq steal; busy is all but idle and iowait.
 _BUSY_FIELDS = (0, 1, 2, 5, 6, 7)
 
@@ -462,7 +463,7 @@ def work(before, after, transactions):
     return dict(
         transactions=int(n),
         per_transaction=per,
-        rows_changed=round(per["Innodb_rows_inserted"] + per["Innodb_rows_updated"] + per["Innodb_rows_deleted"], 2),
+        rows_changed=round(per["Handler_write"] + per["Handler_update"] + per["Handler_delete"], 2),
         server_cpu_ms=round(1000 * server / n, 3),
         other_cpu_ms=round(1000 * (busy - server) / n, 3),
         host_cpu_ms=round(1000 * busy / n, 3),
@@ -552,7 +553,7 @@ def engine_summary(r):
 def _work_line(name, w):
     per = w["per_transaction"]
     return (f"{name} per {'order' if name == 'simulator' else 'transaction'}: {w['rows_changed']:g} rows changed, "
-            f"{per['Innodb_rows_read']:g} read, {per['Handler_read_key']:g} index lookups, "
+            f"{per['Rows_read']:g} read, {per['Handler_read_key']:g} index lookups, "
             f"{per['Innodb_row_lock_waits']:g} row lock waits ({per['Innodb_row_lock_time']:g} ms), "
             f"{per['Binlog_bytes_written']:.0f} binlog bytes, {per['Innodb_os_log_written']:.0f} redo bytes, "
             f"{per['Binlog_group_commits']:g} group commits; CPU ms: mariadbd {w['server_cpu_ms']:g}, rest of the host "

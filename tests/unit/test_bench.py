@@ -456,11 +456,11 @@ def test_cpu_times_reads_the_server_and_the_host():
 
 
 def test_work_per_transaction_and_the_cpu_ratio():
-    before = dict(status=status_rows(Innodb_rows_inserted=100, Binlog_bytes_written=1000), cpu=cpu_text(1000, 2000, 500))
-    sysbench_after = dict(status=status_rows(Innodb_rows_inserted=1100, Innodb_rows_updated=2000, Innodb_rows_deleted=1000,
+    before = dict(status=status_rows(Handler_write=100, Binlog_bytes_written=1000), cpu=cpu_text(1000, 2000, 500))
+    sysbench_after = dict(status=status_rows(Handler_write=1100, Handler_update=2000, Handler_delete=1000,
                                              Binlog_bytes_written=501000, Innodb_row_lock_waits=10),
                           cpu=cpu_text(2000, 3800, 700))          # 10 s of mariadbd, 18 s busy, 2 s idle
-    simulator_after = dict(status=status_rows(Innodb_rows_inserted=5100, Innodb_rows_updated=4100,
+    simulator_after = dict(status=status_rows(Handler_write=5100, Handler_update=4100,
                                               Binlog_bytes_written=2001000, Innodb_row_lock_waits=500),
                            cpu=cpu_text(2000, 3800, 700))
     counters = dict(sysbench_before=before, sysbench_after=sysbench_after, simulator_before=before,
@@ -483,7 +483,7 @@ def test_work_per_transaction_and_the_cpu_ratio():
 @pytest.mark.parametrize("counters, message", [
     (dict(sysbench_before=dict(status=status_rows()[:3], cpu=cpu_text(1, 2, 3)),
           sysbench_after=dict(status=status_rows(), cpu=cpu_text(1, 2, 3))), "SHOW GLOBAL STATUS lacks"),
-    (dict(sysbench_before=dict(status=status_rows(Innodb_rows_read=10), cpu=cpu_text(1, 2, 3)),
+    (dict(sysbench_before=dict(status=status_rows(Rows_read=10), cpu=cpu_text(1, 2, 3)),
           sysbench_after=dict(status=status_rows(), cpu=cpu_text(1, 2, 4))), "a counter went back"),
     (dict(sysbench_before=dict(status=status_rows(), cpu="no"), sysbench_after=dict(status=status_rows(), cpu="no")),
      "cannot read CPU times"),

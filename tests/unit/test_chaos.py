@@ -410,6 +410,8 @@ class FakeServer:
             return [("GRANT USAGE ON *.* TO `stockdb_chaos`@`localhost`",), (self.grants,)]
         if "FROM orders ORDER BY order_id DESC" in sql:
             return [(7,)]
+        if "o.is_open = 1" in sql:  # the makers in the books of the busiest symbols
+            return [(41,), (42,)]
         if "ref_price IS NOT NULL" in sql:
             return [(7,), (8,), (9,)]
         return []
@@ -447,6 +449,16 @@ def test_the_lock_storm_updates_the_hottest_rows_and_always_rolls_back(tmp_path,
     assert statements[1].startswith("SET SESSION idle_transaction_timeout = ")
     assert "UPDATE stocks_inventory SET traded_qty = traded_qty + 1 WHERE stock_id IN (%s, %s, %s)" in statements
     assert conn.rolled_back >= 2 and conn.closed
+
+
+def test_the_lock_storm_on_accounts_locks_the_makers_in_the_busiest_books(tmp_path, server):
+    status = run_worker(tmp_path, "lock_storm", "--lock-target", "accounts", "--lock-rows", "2")
+    assert status["locked"] == dict(table="accounts", key="account_id", ids=[41, 42],
+                                    uncommitted_change="balance = balance + 1")
+    book = [(sql, args) for _, sql, args in server.log if "o.is_open = 1" in sql]
+    # the busiest symbols go in as constants, so the book's index is read by symbol, side and open
+    assert len(book) == 1 and "o.stock_id IN (%s)" in book[0][0] and tuple(book[0][1]) == (7, 2)
+    assert "UPDATE accounts SET balance = balance + 1 WHERE account_id IN (%s, %s)" in [sql for _, sql, _ in server.log]
 
 
 def test_the_connection_flood_opens_connections_until_the_server_is_full(tmp_path, server):
