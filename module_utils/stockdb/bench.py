@@ -23,6 +23,7 @@ import tempfile
 import time
 
 from .drill import ack_order
+from .work import WorkError, per_transaction, snapshot
 
 # What `timeout` exits with when it stopped the command (TERM, then KILL after the grace).
 TIMED_OUT = (124, 137)
@@ -400,84 +401,16 @@ def require(inputs, required, optional=()):
         raise BenchError("measured: " + "; ".join(problems))
 
 
-# ---------------------------------------------------------------- work per transaction
-# SHOW GLOBAL STATUS counters whose growth over a half is its work; the result gives each per transaction
-# (per order for the simulator). Innodb_row_lock_time is in ms; the byte counters in bytes.
-# Handler_write/_update/_delete count rows of the tables (Handler_tmp_* those of temporary tables), Rows_read
-# the rows read from them.
-WORK_COUNTERS = ("Rows_read", "Handler_write", "Handler_update", "Handler_delete", "Handler_read_key",
-                 "Handler_read_next", "Handler_read_rnd_next", "Handler_tmp_write", "Handler_commit",
-                 "Innodb_row_lock_waits", "Innodb_row_lock_time", "Innodb_os_log_written", "Binlog_bytes_written",
-                 "Binlog_group_commits", "Innodb_data_fsyncs", "Created_tmp_tables")
-# /proc/stat's cpu line: user nice system idle iowait irq softirq steal; busy is all but idle and iowait.
-_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)
-
-
-def cpu_times(text):
-    """CPU seconds from the text of `getconf CLK_TCK; head -n1 /proc/stat; cat /proc/<mariadbd>/stat`:
-    dict(server (mariadbd's user + system), host_busy and host_total (every core of the host))."""
-    lines = (text or "").strip().splitlines()
-    try:
-        tick = float(lines[0])
-        cpu = [float(v) for v in lines[1].split()[1:9]]
-        if not lines[1].startswith("cpu ") or len(cpu) < 8 or tick <= 0:
-            raise ValueError
-        # the command name in brackets may hold spaces: the fields after it are split
-        rest = lines[2][lines[2].rindex(")") + 1:].split()
-        server = (float(rest[11]) + float(rest[12])) / tick  # utime, stime: fields 14 and 15
-    except (IndexError, ValueError):
-        raise BenchError(f"cannot read CPU times from {text!r} (CLK_TCK, the cpu line of /proc/stat, "
-                         "/proc/<pid>/stat of mariadbd)") from None
-    busy = sum(cpu[i] for i in _BUSY_FIELDS)
-    return dict(server=server, host_busy=busy / tick, host_total=(busy + cpu[3] + cpu[4]) / tick)
-
-
-def snapshot(status_rows, cpu_text):
-    """One point of a half: the WORK_COUNTERS of SHOW GLOBAL STATUS (rows of Variable_name, Value) and
-    cpu_times()."""
-    values = {}
-    for row in status_rows or []:
-        if isinstance(row, dict) and row.get("Variable_name") in WORK_COUNTERS:
-            values[row["Variable_name"]] = number(row.get("Value"), f"status {row['Variable_name']}")
-    missing = [c for c in WORK_COUNTERS if c not in values]
-    if missing:
-        raise BenchError(f"SHOW GLOBAL STATUS lacks {', '.join(missing)}")
-    return dict(status=values, cpu=cpu_times(cpu_text))
-
-
-def work(before, after, transactions):
-    """What the server and the host did per transaction between two snapshot()s: each counter's growth,
-    mariadbd's CPU ms and the rest of the host's busy CPU ms (the clients, mostly), and how busy the host
-    was. When the host is CPU-bound, two workloads' rates stand in the inverse ratio of their host CPU
-    per transaction."""
-    n = number(transactions, "transactions")
-    if n <= 0:
-        raise BenchError("no transaction in the half: its work per transaction is not defined")
-    grew = {name: after["status"][name] - before["status"][name] for name in WORK_COUNTERS}
-    server = after["cpu"]["server"] - before["cpu"]["server"]
-    busy = after["cpu"]["host_busy"] - before["cpu"]["host_busy"]
-    total = after["cpu"]["host_total"] - before["cpu"]["host_total"]
-    if min(list(grew.values()) + [server, busy]) < 0 or total <= 0:
-        raise BenchError("a counter went back between the snapshots (was the server restarted?)")
-    per = {name: round(value / n, 3) for name, value in grew.items()}
-    return dict(
-        transactions=int(n),
-        per_transaction=per,
-        rows_changed=round(per["Handler_write"] + per["Handler_update"] + per["Handler_delete"], 2),
-        server_cpu_ms=round(1000 * server / n, 3),
-        other_cpu_ms=round(1000 * (busy - server) / n, 3),
-        host_cpu_ms=round(1000 * busy / n, 3),
-        host_busy_pct=round(100 * busy / total, 1),
-    )
-
-
 def _work(counters, half, transactions):
-    """work() of one half from the benchmark's snapshots (None when they were not taken)."""
+    """per_transaction() of one half from the benchmark's snapshots (None when they were not taken)."""
     if not counters or counters.get(f"{half}_before") is None or transactions is None:
         return None
     before, after = (counters.get(f"{half}_{point}") or {} for point in ("before", "after"))
-    return work(snapshot(before.get("status"), before.get("cpu")), snapshot(after.get("status"), after.get("cpu")),
-                transactions)
+    try:
+        return per_transaction(snapshot(before.get("status"), before.get("cpu")),
+                               snapshot(after.get("status"), after.get("cpu")), transactions)
+    except WorkError as exc:
+        raise BenchError(f"{half}: {exc}") from None
 
 
 ENGINE_INPUTS = ("clients", "duration_s", "tables", "table_size", "sysbench")

@@ -20,6 +20,7 @@ import os
 import re
 
 from .stats import spread
+from .work import WorkError, status_values
 
 ROLE, STOCK = "role", "stock"
 CONFIG = "config"
@@ -127,18 +128,10 @@ def drop_in(step, stock_settings, experiment):
 # ---------------------------------------------------------------- figures
 def status(rows):
     """SHOW GLOBAL STATUS rows (Variable_name, Value) as name -> number, the counters only."""
-    values = {}
-    for row in rows or []:
-        name, value = row.get("Variable_name"), row.get("Value")
-        if name in COUNTERS:
-            try:
-                values[name] = float(value)
-            except (TypeError, ValueError):
-                raise ExperimentError(f"status {name} is not a number: {value!r}") from None
-    missing = [c for c in COUNTERS if c not in values]
-    if missing:
-        raise ExperimentError(f"SHOW GLOBAL STATUS lacks {', '.join(missing)}")
-    return values
+    try:
+        return status_values(rows, COUNTERS)
+    except WorkError as exc:
+        raise ExperimentError(str(exc)) from None
 
 
 def _rate(before, after, name, seconds, scale=1.0):

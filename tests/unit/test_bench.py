@@ -8,6 +8,7 @@ import subprocess
 import pytest
 from stockdb import bench
 from stockdb.bench import BenchError
+from test_work import cpu_text, status_rows
 
 # The report of a real run on a lab host, 2026-12-01 (sysbench 1.0.20 from Debian 12, MariaDB 10.11):
 # the run stockdb_bench action=sysbench makes, with --threads=2 --tables=2 --table-size=10000 --time=10.
@@ -431,28 +432,6 @@ def test_the_engine_result_without_the_simulator_half():
     assert list(r) == ENGINE_KEYS and r["ratio"] is None and r["simulator_orders_per_s"] is None and r["seed_rows"] is None
     assert "simulator n/a orders/s (p99 n/a ms); ratio n/a" in bench.engine_summary(r)[0]
     assert bench.engine_summary(r)[1] == "seed bulk load not measured"
-
-
-def status_rows(**values):
-    """SHOW GLOBAL STATUS rows as community.mysql.mysql_query returns them: every work counter at 0 but those given."""
-    rows = [dict(Variable_name=name, Value=str(values.get(name, 0))) for name in bench.WORK_COUNTERS]
-    return rows + [dict(Variable_name="Uptime", Value="100")]
-
-
-def cpu_text(server_ticks, busy_ticks, idle_ticks, comm="mariadbd"):
-    # CLK_TCK; /proc/stat's cpu line (user nice system idle iowait irq softirq steal guest guest_nice); the
-    # process's stat, utime and stime being fields 14 and 15
-    user = busy_ticks - 10
-    return (f"100\ncpu  {user} 0 10 {idle_ticks} 0 0 0 0 0 0\n"
-            f"387 ({comm}) S 1 387 387 0 -1 4194560 100 0 0 0 {server_ticks - 5} 5 0 0 20 0 30 0 1000 0 0\n")
-
-
-def test_cpu_times_reads_the_server_and_the_host():
-    assert bench.cpu_times(cpu_text(1500, 4000, 1000)) == dict(server=15.0, host_busy=40.0, host_total=50.0)
-    # a command name with a space and a bracket does not shift the fields
-    assert bench.cpu_times(cpu_text(1500, 4000, 1000, comm="my (d) b"))["server"] == 15.0
-    with pytest.raises(bench.BenchError, match="cannot read CPU times"):
-        bench.cpu_times("100\nintr 5\n")
 
 
 def test_work_per_transaction_and_the_cpu_ratio():
