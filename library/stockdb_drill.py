@@ -7,15 +7,18 @@ module: stockdb_drill
 short_description: Wait for a drill's alert or trading's recovery, and measure orders/s and p99 from the ack log
 description:
   - The measuring steps of C(playbooks/chaos.yml); the logic is in C(module_utils/stockdb/drill.py) and unit-tested.
-    The module only reads files; it changes nothing.
+    The module reads files; the one thing it may change is Alertmanager's memory of a stale alert (below).
   - O(action=wait_alert) follows the alert log (one line per Alertmanager notification, written on the
     monitoring host) until a C(FIRING) line of one of O(alerts) dated at or after O(since) appears, or
     O(timeout) seconds pass. Returns the alert and the line's time. Run it on the monitoring host.
   - O(action=wait_quiet) waits until none of O(alerts) is firing as the alert log tells it (its C(RESOLVED)
     line came after its last C(FIRING) line), or O(timeout) seconds pass, so the next drill's alert is a new
-    notification and not a change of a group Alertmanager still holds. A C(FIRING) line before O(since)
-    (give Alertmanager's start) does not count, since a restarted Alertmanager holds no group and never tells
-    the end of what fired before. Run it on the monitoring host.
+    notification and not a change of a group Alertmanager still holds. An alert whose last C(FIRING) line
+    predates O(since) (give Alertmanager's start) is one a restarted Alertmanager will never tell ended, and
+    whose next firing it will not notify for hours (its repeat interval). The module tells O(alertmanager_url)
+    that alert ended (C(POST /api/v2/alerts), its labels from the line, C(changed)), so Alertmanager sends
+    the C(RESOLVED), and waits for it up to 60 s. Only ask this once Prometheus no longer fires the alert.
+    Run it on the monitoring host.
   - O(action=wait_recovery) follows the simulator's acknowledgement log until, from a second at or after
     O(since), O(window_s) seconds in a row run at O(ratio) or more of the slowest O(window_s) seconds in a
     row acknowledged between O(baseline_from) and O(baseline_to) (a rate the host ran at with no fault; the
@@ -65,6 +68,16 @@ options:
     description: Share (0..1] of the baseline's slowest O(window_s) seconds that counts as recovered (O(action=wait_recovery)).
     type: float
     default: 0.9
+  alertmanager_url:
+    description: Alertmanager's address, told the end of a stale alert (O(action=wait_quiet)).
+    type: str
+    default: http://127.0.0.1:9093
+  alertmanager_user:
+    description: Basic-auth user of O(alertmanager_url), when Alertmanager asks for one.
+    type: str
+  alertmanager_password:
+    description: Basic-auth password of O(alertmanager_user).
+    type: str
   window_s:
     description: Seconds (1..60) in a row at that rate (O(action=wait_recovery)); the dip's window (O(action=measure)).
     type: int
@@ -133,6 +146,11 @@ line:
   type: str
 firing:
   description: Alerts among O(alerts) still firing when the wait ended (empty = quiet).
+  returned: action is wait_quiet
+  type: list
+  elements: str
+ended:
+  description: Stale alerts (fired before O(since), never resolved) Alertmanager was told ended.
   returned: action is wait_quiet
   type: list
   elements: str
@@ -207,6 +225,8 @@ def check(p):
         problems.append(f"timeout={p['timeout']} is not within 1..3600")
     if not 0 < p["ratio"] <= 1:
         problems.append(f"ratio={p['ratio']} is not within (0, 1]")
+    if not p["alertmanager_url"].startswith(("http://", "https://")):
+        problems.append(f"alertmanager_url={p['alertmanager_url']!r} is not an http:// or https:// URL")
     if not 1 <= p["window_s"] <= 60:
         problems.append(f"window_s={p['window_s']} is not within 1..60")
     return problems
@@ -225,6 +245,9 @@ def main():
             baseline_to=dict(type="str"),
             ratio=dict(type="float", default=0.9),
             window_s=dict(type="int", default=5),
+            alertmanager_url=dict(type="str", default="http://127.0.0.1:9093"),
+            alertmanager_user=dict(type="str"),
+            alertmanager_password=dict(type="str", no_log=True),
             load_started_at=dict(type="str"),
             baseline_started_at=dict(type="str"),
             injected_at=dict(type="str"),
@@ -239,12 +262,18 @@ def main():
     problems = check(p)
     if problems:
         module.fail_json(msg="; ".join(problems))
+    changed = False
     try:
         if p["action"] == "wait_alert":
             result = drill.wait_alert(p["alert_log"], p["alerts"], drill.parse_time(p["since"], "since"), p["timeout"])
         elif p["action"] == "wait_quiet":
+            def end_alerts(alerts):
+                drill.post_alerts(p["alertmanager_url"], alerts, p["alertmanager_user"], p["alertmanager_password"])
+
             result = drill.wait_quiet(p["alert_log"], p["alerts"], p["timeout"],
-                                      drill.parse_time(p["since"], "since") if p["since"] else None)
+                                      drill.parse_time(p["since"], "since") if p["since"] else None,
+                                      end_alerts=None if module.check_mode else end_alerts)
+            changed = bool(result["ended"])
         elif p["action"] == "wait_recovery":
             result = drill.wait_recovery(p["ack_log"], drill.parse_time(p["baseline_from"], "baseline_from"),
                                          drill.parse_time(p["baseline_to"], "baseline_to"),
@@ -253,7 +282,7 @@ def main():
             result = drill.measure(p["ack_log"], {name: p[name] for name in MARKS}, window_s=p["window_s"])
     except (drill.DrillError, OSError) as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **result)
+    module.exit_json(changed=changed, **result)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ line per Alertmanager notification. Everything here reads those two files: when 
 line of an expected alert appeared, when orders/s came back, and orders/s and p99 per second.
 """
 
+import base64
 import json
 import math
 import os
 import re
 import time
+import urllib.error
+import urllib.request
 from datetime import datetime, timezone
 
 from .stats import percentile
@@ -85,40 +88,128 @@ def wait_alert(path, names, since, timeout, clock=time.time, sleep=time.sleep):
         sleep(POLL_S)
 
 
-def still_firing(lines, names, since=None):
-    """The alerts among `names` whose last line in the alert log says FIRING (not RESOLVED since).
+def alert_labels(line):
+    """The labels of one alert-log line (alertname and severity included), as Alertmanager held them, and
+    its startsAt: (labels, starts_at) or None. Lines are `TIME STATUS SEVERITY NAME k=v ... since=START[ :: summary]`."""
+    head = line.rstrip("\n").split(" :: ", 1)[0].split()
+    if len(head) < 4 or head[1] not in ("FIRING", "RESOLVED"):
+        return None
+    labels = dict(alertname=head[3], severity=head[2])
+    starts_at = None
+    for token in head[4:]:
+        key, sep, value = token.partition("=")
+        if not sep:
+            return None
+        if key == "since":
+            starts_at = value
+        else:
+            labels[key] = value
+    return labels, starts_at
 
-    A FIRING line dated before `since` (unix seconds; when Alertmanager last started) does not count: an
-    Alertmanager that restarted holds no group of that alert and will never send its RESOLVED (the lab
-    stopped while an alert fired, and every later drill of that alert waited for an end never told)."""
+
+def last_lines(lines, names):
+    """The last alert-log line of each alert in `names`: {name: (FIRING|RESOLVED, line)}."""
     last = {}
     for line in lines:
         found = STATUS_LINE.match(line)
         if found and found.group(3) in names:
-            if since is not None and found.group(2) == "FIRING":
-                try:
-                    if parse_time(found.group(1), "alert line") < since:
-                        last.pop(found.group(3), None)
-                        continue
-                except DrillError:
-                    pass
-            last[found.group(3)] = found.group(2)
-    return sorted(name for name, status in last.items() if status == "FIRING")
+            last[found.group(3)] = (found.group(2), line.rstrip("\n"))
+    return last
 
 
-def wait_quiet(path, names, timeout, since=None, clock=time.time, sleep=time.sleep):
-    """Wait until none of `names` is firing as far as the alert log tells (its RESOLVED line came, or it
-    fired before `since`), so a new drill's alert is a new notification; returns dict(firing (those still
-    firing on timeout), waited_s)."""
+def still_firing(lines, names, since=None):
+    """The alerts among `names` whose last line in the alert log says FIRING (not RESOLVED since).
+
+    With `since` (unix seconds; when Alertmanager last started), a FIRING line dated before it is left out
+    here and returned by stale_firing."""
+    return sorted(name for name, (status, line) in last_lines(lines, names).items()
+                  if status == "FIRING" and not _before(line, since))
+
+
+def stale_firing(lines, names, since):
+    """The last FIRING line, dated before `since` (Alertmanager's start) and never followed by a RESOLVED
+    one, of each alert in `names`: {name: line}.
+
+    Alertmanager keeps the notifications it sent on disk across a restart but no group of the alert, so it
+    never sends this one's RESOLVED, and until its repeat interval (hours) passes it will not tell the same
+    alert firing again: the next drill of that alert would see no alert at all (the lab stopped while
+    MariaDBRestarted fired, and a crash drill the next session was never alerted). Telling Alertmanager the
+    alert ended (wait_quiet's end_alerts) makes it send the RESOLVED and forget the notification."""
+    return {name: line for name, (status, line) in sorted(last_lines(lines, names).items())
+            if status == "FIRING" and since is not None and _before(line, since)}
+
+
+def _before(line, since):
+    if since is None:
+        return False
+    try:
+        return parse_time(line.split(" ", 1)[0], "alert line") < since
+    except DrillError:
+        return False
+
+
+def ended_alerts(lines, now):
+    """Alertmanager API v2 alerts (POST /api/v2/alerts) telling that the alerts of these alert-log lines
+    ended at `now` (unix s): the same labels, so Alertmanager matches the notification it keeps."""
+    alerts = []
+    for line in lines:
+        parsed = alert_labels(line)
+        if parsed is None:
+            raise DrillError(f"cannot read the labels of the alert-log line {line!r}")
+        labels, starts_at = parsed
+        alert = dict(labels=labels, endsAt=stamp(now))
+        if starts_at:
+            alert["startsAt"] = starts_at
+        alerts.append(alert)
+    return alerts
+
+
+def wait_quiet(path, names, timeout, since=None, end_alerts=None, resolved_wait=60, clock=time.time,
+               sleep=time.sleep):
+    """Wait until none of `names` is firing as far as the alert log tells (its RESOLVED line came), so a
+    new drill's alert is a new notification; returns dict(firing (those still firing on timeout), ended
+    (those told ended), waited_s).
+
+    An alert whose FIRING line predates `since` (Alertmanager's start; see stale_firing) is told ended once
+    through `end_alerts(alerts)` (for example post_alerts to Alertmanager) and then waited for like the
+    others, for at most `resolved_wait` seconds: an Alertmanager that had forgotten the notification as
+    well sends no RESOLVED, and will notify the next firing anyway. Without `end_alerts` such an alert
+    counts as firing."""
     started = clock()
+    ended, told_at = [], None
     while True:
-        firing = []
+        lines = []
         if os.path.exists(path):
             with open(path, encoding="utf-8", errors="replace") as log:
-                firing = still_firing(log, names, since)
+                lines = log.readlines()
+        firing = still_firing(lines, names, since)
+        stale = stale_firing(lines, names, since)
+        if stale and end_alerts is not None and told_at is None:
+            end_alerts(ended_alerts(stale.values(), clock()))
+            ended, told_at = sorted(stale), clock()
+        if told_at is not None and clock() - told_at >= resolved_wait:
+            stale = {}
+        firing = sorted(set(firing) | set(stale))
         if not firing or clock() - started >= timeout:
-            return dict(firing=firing, waited_s=round(clock() - started, 1))
+            return dict(firing=firing, ended=ended, waited_s=round(clock() - started, 1))
         sleep(POLL_S * 4)
+
+
+def post_alerts(url, alerts, user=None, password=None, timeout=10):
+    """POST alerts to Alertmanager's API v2 at `url` (http://host:port), with basic auth when a user is given."""
+    if not url.startswith(("http://", "https://")):
+        raise DrillError(f"Alertmanager's URL {url!r} is not an http:// or https:// URL")
+    request = urllib.request.Request(url.rstrip("/") + "/api/v2/alerts", data=json.dumps(alerts).encode(),  # noqa: S310
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    if user:
+        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only, above)
+            response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise DrillError(f"telling Alertmanager at {url} that {[a['labels']['alertname'] for a in alerts]} ended "
+                         f"failed: {exc}") from exc
 
 
 # --- the acknowledgement log ---------------------------------------------------------------------

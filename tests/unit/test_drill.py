@@ -1,6 +1,9 @@
 """The drill's measurements (module_utils/stockdb/drill.py) on written alert and ack logs."""
 
+import base64
+import http.server
 import json
+import threading
 
 import pytest
 from stockdb import drill
@@ -192,26 +195,98 @@ def test_wait_quiet_waits_for_the_resolved_line(tmp_path):
             out.write("2026-12-02T10:01:31Z RESOLVED critical MariaDBRestarted job=mysqld\n")
 
     assert drill.wait_quiet(str(log), ["MariaDBDown", "MariaDBRestarted"], 60, clock=clock, sleep=sleep) == \
-        dict(firing=[], waited_s=2.0)
+        dict(firing=[], ended=[], waited_s=2.0)
     log.write_text("2026-12-02T10:01:01Z FIRING critical MariaDBRestarted job=mysqld\n")
     assert drill.wait_quiet(str(log), ["MariaDBRestarted"], 5, clock=clock, sleep=clock.sleep)["firing"] == ["MariaDBRestarted"]
     assert drill.wait_quiet(str(tmp_path / "none.log"), ["X"], 5, clock=clock, sleep=clock.sleep)["firing"] == []
 
 
-def test_an_alert_that_fired_before_alertmanager_started_is_not_waited_for(tmp_path):
-    # the lab stopped at 10:03 while MariaDBRestarted fired; its Alertmanager started again at 11:00 and
-    # never told the end: the alert log's last line of it stays FIRING
-    lines = ["2026-12-02T10:01:01Z FIRING critical MariaDBRestarted job=mysqld",
-             "2026-12-02T10:02:00Z FIRING critical MariaDBDown job=mysqld",
-             "2026-12-02T11:00:30Z FIRING critical MariaDBDown job=mysqld"]
+def test_an_alert_that_fired_before_alertmanager_started_is_told_ended_and_its_resolved_line_waited_for(tmp_path):
+    # the lab stopped at 10:03 while MariaDBRestarted fired; its Alertmanager started again at 11:00 with that
+    # notification in its log: it never tells the end, and would not notify the next crash's MariaDBRestarted
+    lines = ["2026-12-02T10:01:01Z FIRING critical MariaDBRestarted instance=lab:9104 job=mysqld "
+             "since=2026-12-02T10:00:31.5Z :: MariaDB on lab:9104 restarted",
+             "2026-12-02T10:02:00Z FIRING critical MariaDBDown job=mysqld since=2026-12-02T10:01:30Z",
+             "2026-12-02T11:00:30Z FIRING critical MariaDBDown job=mysqld since=2026-12-02T11:00:00Z"]
     started = drill.parse_time("2026-12-02T11:00:00Z", "start")
-    assert drill.still_firing(lines, ["MariaDBRestarted", "MariaDBDown"]) == ["MariaDBDown", "MariaDBRestarted"]
-    assert drill.still_firing(lines, ["MariaDBRestarted", "MariaDBDown"], since=started) == ["MariaDBDown"]
+    names = ["MariaDBRestarted", "MariaDBDown"]
+    assert drill.still_firing(lines, names) == ["MariaDBDown", "MariaDBRestarted"]
+    assert drill.still_firing(lines, names, since=started) == ["MariaDBDown"]
+    assert drill.stale_firing(lines, names, since=started) == {"MariaDBRestarted": lines[0]}
+    assert drill.stale_firing(lines, names, since=None) == {}
+
     log = tmp_path / "alerts.log"
     log.write_text("\n".join(lines[:2]) + "\n")
+    clock, told = Clock(T0), []
+
+    def end_alerts(alerts):  # Alertmanager sends the RESOLVED 10 s later
+        told.append(alerts)
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        if told and clock() - T0 >= 10 and "RESOLVED" not in log.read_text():
+            with open(log, "a") as out:
+                out.write("2026-12-02T11:05:10Z RESOLVED critical MariaDBRestarted instance=lab:9104 job=mysqld\n")
+                out.write("2026-12-02T11:05:10Z RESOLVED critical MariaDBDown job=mysqld\n")
+
+    result = drill.wait_quiet(str(log), names, 120, since=started, end_alerts=end_alerts, clock=clock, sleep=sleep)
+    assert result == dict(firing=[], ended=["MariaDBDown", "MariaDBRestarted"], waited_s=10.0)
+    assert told == [[dict(labels=dict(alertname="MariaDBDown", severity="critical", job="mysqld"),
+                          startsAt="2026-12-02T10:01:30Z", endsAt=drill.stamp(T0)),
+                     dict(labels=dict(alertname="MariaDBRestarted", severity="critical", instance="lab:9104", job="mysqld"),
+                          startsAt="2026-12-02T10:00:31.5Z", endsAt=drill.stamp(T0))]]
+
+
+def test_a_stale_alert_counts_as_firing_without_a_way_to_end_it_and_is_waited_for_at_most_resolved_wait(tmp_path):
+    log = tmp_path / "alerts.log"
+    log.write_text("2026-12-02T10:01:01Z FIRING critical MariaDBRestarted job=mysqld since=2026-12-02T10:00:31Z\n")
+    started = drill.parse_time("2026-12-02T11:00:00Z", "start")
     clock = Clock(T0)
-    assert drill.wait_quiet(str(log), ["MariaDBRestarted", "MariaDBDown"], 60, since=started, clock=clock,
-                            sleep=clock.sleep) == dict(firing=[], waited_s=0.0)
+    assert drill.wait_quiet(str(log), ["MariaDBRestarted"], 30, since=started, clock=clock, sleep=clock.sleep) == \
+        dict(firing=["MariaDBRestarted"], ended=[], waited_s=30.0)
+    # an Alertmanager that forgot the notification too sends no RESOLVED, and will notify the next firing
+    clock, told = Clock(T0), []
+    assert drill.wait_quiet(str(log), ["MariaDBRestarted"], 300, since=started, end_alerts=told.append,
+                            resolved_wait=60, clock=clock, sleep=clock.sleep) == \
+        dict(firing=[], ended=["MariaDBRestarted"], waited_s=60.0)
+    assert len(told) == 1
+
+
+def test_alert_labels_reads_the_lines_the_alert_log_receiver_writes():
+    assert drill.alert_labels("2026-12-02T10:01:01Z FIRING warning TargetDown instance=lab:9104 job=mysqld "
+                              "since=2026-12-02T10:00:01Z :: a = b") == \
+        (dict(alertname="TargetDown", severity="warning", instance="lab:9104", job="mysqld"), "2026-12-02T10:00:01Z")
+    assert drill.alert_labels("2026-12-02T10:01:01Z RESOLVED none X") == (dict(alertname="X", severity="none"), None)
+    assert drill.alert_labels("garbage") is None
+    assert drill.alert_labels("2026-12-02T10:01:01Z FIRING warning X job=a with spaces") is None
+    with pytest.raises(drill.DrillError, match="cannot read the labels"):
+        drill.ended_alerts(["2026-12-02T10:01:01Z FIRING warning X job=a with spaces"], T0)
+
+
+def test_post_alerts_sends_them_to_alertmanagers_api_with_basic_auth():
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers.get("Authorization"), json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        alerts = [dict(labels=dict(alertname="X"), endsAt=drill.stamp(T0))]
+        drill.post_alerts(f"http://127.0.0.1:{server.server_port}/", alerts, "am", "secret")
+        assert received == [("/api/v2/alerts", "Basic " + base64.b64encode(b"am:secret").decode(), alerts)]
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(drill.DrillError, match=r"telling Alertmanager at http://127.0.0.1:1 that \['X'\] ended failed"):
+        drill.post_alerts("http://127.0.0.1:1", alerts)
 
 
 def test_the_longest_stall_is_what_clients_saw_of_a_write_block():
