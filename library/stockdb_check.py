@@ -115,6 +115,7 @@ def main():
     conn = db.connect_or_fail(module)
     try:
         with conn.cursor() as cur:
+            db.require_tables(module, cur, invariants.TABLES)
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             try:

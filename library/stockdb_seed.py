@@ -261,6 +261,7 @@ def main():
     conn = db.connect_or_fail(module, local_infile=True)
     try:
         with conn.cursor() as cur:
+            db.require_tables(module, cur, TRADING_TABLES_CHILD_FIRST)
             run, has_data = current_state(cur)
             if run and run[0] == digest:
                 module.exit_json(changed=False, rows={}, fingerprint=digest)

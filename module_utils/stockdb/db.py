@@ -157,6 +157,17 @@ def connect_or_fail(module, autocommit=False, **extra):
         module.fail_json(msg=f"cannot connect to database {module.params['database']!r} using {where}: {exc}")
 
 
+def require_tables(module, cur, tables):
+    """Fail the module naming the tables of `tables` missing from the connection's database: the trading
+    schema is not applied (a fresh `make lab` provisions the server; playbooks/schema.yml makes the schema)."""
+    cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()")
+    present = {row[0] for row in cur.fetchall()}
+    missing = sorted(set(tables) - present)
+    if missing:
+        module.fail_json(msg=f"database {module.params['database']!r} has no table {', '.join(missing)}: the trading "
+                             "schema is not applied. Run playbooks/schema.yml (and playbooks/seed.yml for its data) first.")
+
+
 def error_code(exc):
     """The MariaDB error number of a PyMySQL exception, or None."""
     args = getattr(exc, "args", ())

@@ -12,6 +12,9 @@ Each check returns the violating rows (empty = holds). Names and queries:
   legal_statuses          status agrees with filled_qty; market orders never rest; closed orders hold no cash
 """
 
+# The tables the checks read (stockdb_check fails naming those missing: no schema applied yet).
+TABLES = ("accounts", "cash_movements", "orders", "positions", "stocks_inventory", "trades")
+
 CHECKS = (
     ("cash_conservation",
      "SELECT a.total AS account_cash, m.total AS deposited FROM "

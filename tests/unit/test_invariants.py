@@ -1,6 +1,7 @@
 """The ack-log reader and the failure summary of the invariant checks."""
 
 import json
+import re
 
 import pytest
 from stockdb import invariants
@@ -63,6 +64,14 @@ def test_every_check_is_a_read_only_select():
     for name, sql in invariants.CHECKS:
         assert sql.lstrip().upper().startswith("SELECT"), name
         assert not any(word in sql.upper() for word in ("INSERT ", "UPDATE ", "DELETE ", "DROP ")), name
+
+
+def test_tables_names_every_table_the_checks_read():
+    # stockdb_check fails naming a missing table of invariants.TABLES instead of a driver error mid-check
+    read = set()
+    for _, sql in invariants.CHECKS:
+        read |= set(re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", sql, flags=re.IGNORECASE))
+    assert read == set(invariants.TABLES)
 
 
 def test_nearest_rank_percentiles():
