@@ -15,7 +15,9 @@ description:
     into the file.
   - O(action=report) turns O(runs) into figures (throughput, p99, buffer pool hit rate, disk reads and writes,
     MiB written and fsyncs per second, from the workload's result and the C(SHOW GLOBAL STATUS) counters
-    around it), min / median / max per value, and each round's ratio to the first value of the same round;
+    around it; mariadbd's CPU ms per transaction and the host's busy share, from the CPU times read around
+    it), min / median / max per value, and each round's ratio to the first value of the same round
+    (throughput, p99, mariadbd's CPU per transaction);
     writes C(<param>-<workload>.md), C(.json) and C(.png) into O(dest).
 options:
   action:
@@ -53,8 +55,10 @@ options:
   runs:
     description:
       - O(action=report) - one dict per run with C(round), C(label), C(result) (the simulator's or
-        C(stockdb_bench)'s), C(before) and C(after) (C(SHOW GLOBAL STATUS) rows), C(seconds) between them and
-        C(effective) (the step's variables as the server reported them).
+        C(stockdb_bench)'s), C(before) and C(after) (C(SHOW GLOBAL STATUS) rows), C(seconds) between them,
+        C(effective) (the step's variables as the server reported them) and, optionally, C(cpu_before) and
+        C(cpu_after) (the output of C(getconf CLK_TCK; head -n 1 /proc/stat; cat /proc/<mariadbd>/stat) at the
+        same two points).
     type: list
     elements: dict
     default: []
@@ -126,7 +130,8 @@ def report(module, p):
     for i, run in enumerate(p["runs"]):
         try:
             figures = experiment.figures(p["workload"], run["result"], experiment.status(run["before"]),
-                                         experiment.status(run["after"]), float(run["seconds"]))
+                                         experiment.status(run["after"]), float(run["seconds"]),
+                                         run.get("cpu_before"), run.get("cpu_after"))
             runs.append(dict(round=int(run["round"]), label=str(run["label"]), figures=figures,
                              effective=run.get("effective") or {}))
         except (KeyError, TypeError, ValueError) as exc:

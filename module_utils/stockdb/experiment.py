@@ -5,7 +5,8 @@ setting, round after round, and what each value did. library/stockdb_experiment.
             Debian's stock one with the role's durability) and the settings written into the drop-in file
             read last - names and values checked to be plain before they go into a file
   figures   one run's: throughput, p99, buffer pool hit rate, disk reads and writes, from the workload's
-            result and two snapshots of SHOW GLOBAL STATUS around it
+            result and two snapshots of SHOW GLOBAL STATUS around it; mariadbd's CPU per transaction and how
+            busy the host was, from two readings of /proc (work.cpu_times)
   summary   per value over the rounds: min / median / max, and each round's ratio to the first value of the
             same round (the values of a round run one after the other, so a drift of the host falls on all)
   output    the Markdown table, the JSON and a picture
@@ -20,7 +21,7 @@ import os
 import re
 
 from .stats import spread
-from .work import WorkError, status_values
+from .work import WorkError, cpu_times, status_values
 
 ROLE, STOCK = "role", "stock"
 CONFIG = "config"
@@ -47,7 +48,12 @@ METRICS = (
     ("disk_writes_per_s", "disk writes", "/s", 1, False),
     ("redo_mb_per_s", "redo written", "MiB/s", 2, False),
     ("fsyncs_per_s", "fsyncs", "/s", 1, False),
+    ("server_cpu_ms", "mariadbd CPU", "ms/txn", 3, False),
+    ("host_busy_pct", "host CPU busy", "%", 0, False),
 )
+# Figures whose ratio to the first value is reported. mariadbd's CPU per transaction is the one that a noisy
+# host moves least: on a CPU-bound host a rate follows it, so a setting that costs CPU shows there first.
+RATIOS = ("throughput", "p99_ms", "server_cpu_ms")
 
 
 class ExperimentError(Exception):
@@ -138,9 +144,11 @@ def _rate(before, after, name, seconds, scale=1.0):
     return round((after[name] - before[name]) / seconds / scale, 3)
 
 
-def figures(workload, result, before, after, seconds):
+def figures(workload, result, before, after, seconds, cpu_before=None, cpu_after=None):
     """One run's figures from the workload's result (stockdb_simulate's or stockdb_bench's) and the counters
-    (status()) before and after it, `seconds` apart."""
+    (status()) before and after it, `seconds` apart; with the texts of work.cpu_times() taken at the same two
+    points, mariadbd's CPU ms per transaction (an order of the mix, with its share of the reads; a sysbench
+    transaction) and the host's busy share."""
     if seconds <= 0:
         raise ExperimentError(f"the run's window is {seconds} s")
     if workload == "mix":
@@ -170,7 +178,20 @@ def figures(workload, result, before, after, seconds):
         fsyncs_per_s=_rate(before, after, "Innodb_data_fsyncs", seconds),
         wait_free=int(after["Innodb_buffer_pool_wait_free"] - before["Innodb_buffer_pool_wait_free"]),
         window_s=round(seconds, 3),
+        server_cpu_ms=None, host_busy_pct=None,
     )
+    if cpu_before is not None and cpu_after is not None:
+        try:
+            first, last = cpu_times(cpu_before), cpu_times(cpu_after)
+        except WorkError as exc:
+            raise ExperimentError(str(exc)) from None
+        server = last["server"] - first["server"]
+        busy, total = last["host_busy"] - first["host_busy"], last["host_total"] - first["host_total"]
+        if server < 0 or busy < 0 or total <= 0:
+            raise ExperimentError("the CPU times went back over the run (was the server restarted?)")
+        transactions = out["throughput"] * seconds
+        out.update(server_cpu_ms=round(1000.0 * server / transactions, 3) if transactions > 0 else None,
+                   host_busy_pct=round(100.0 * busy / total, 1))
     return out
 
 
@@ -183,7 +204,8 @@ def _spread(values):
 
 def summarize(steps, runs):
     """Per step (in plan order): the spread of each figure over the rounds, and of each round's ratio to the
-    first step of the same round (throughput and p99). `runs` are dicts of round, label, figures, effective."""
+    first step of the same round (RATIOS: throughput, p99, mariadbd's CPU per transaction). `runs` are dicts of
+    round, label, figures, effective."""
     labels = [s["label"] for s in steps]
     by = {}
     for run in runs:
@@ -198,7 +220,7 @@ def summarize(steps, runs):
                      effective=_effective(mine.values()))
         for key, *_ in METRICS:
             entry[key] = _spread([r["figures"].get(key) for r in mine.values()])
-        for key in ("throughput", "p99_ms"):
+        for key in RATIOS:
             ratios = [r["figures"][key] / by[first][n]["figures"][key] for n, r in mine.items()
                       if n in by.get(first, {}) and r["figures"].get(key) is not None
                       and by[first][n]["figures"].get(key)]
@@ -237,12 +259,15 @@ def markdown(meta, summary):
              f"{meta.get('started_at', '')} · {what} · {meta['clients']} clients · {meta['duration_s']} s per run"
              f" after {meta['warmup_s']} s of warm-up · {meta['rounds']} rounds · the server restarted before each run",
              "", "Each cell is min / median / max over the rounds. Ratios are to the first value, taken in the same "
-             "round (the values of a round run one after the other, even rounds in reverse order).", ""]
+             "round (the values of a round run one after the other, even rounds in reverse order). mariadbd CPU is "
+             "the server's CPU time per transaction (per order for the mix, its reads included): on a CPU-bound "
+             "host it moves less from run to run than the rate does.", ""]
     metrics = _metrics(workload)
-    head = ["value", "configuration", "throughput ratio", "p99 ratio"] + [f"{h} ({u})" for _, h, u, _, _ in metrics]
+    head = (["value", "configuration", "throughput ratio", "p99 ratio", "mariadbd CPU/txn ratio"]
+            + [f"{h} ({u})" for _, h, u, _, _ in metrics])
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in summary:
-        row = [_md(e["label"]), e["base"], _cell(e["throughput_ratio"], 3), _cell(e["p99_ms_ratio"], 3)]
+        row = [_md(e["label"]), e["base"]] + [_cell(e.get(f"{key}_ratio"), 3) for key in RATIOS]
         row += [_cell(e[key], digits) for key, _, _, digits, _ in metrics]
         lines.append("| " + " | ".join(row) + " |")
     effective = [(e["label"], e["effective"]) for e in summary if e["effective"]]
@@ -266,7 +291,8 @@ def picture_png(meta, summary):
     from matplotlib.figure import Figure
 
     metrics = [m for m in _metrics(meta["workload"]) if m[0] in
-               ("throughput", "p99_ms", "read_p99_ms", "hit_rate", "disk_reads_per_s", "disk_writes_per_s")]
+               ("throughput", "p99_ms", "read_p99_ms", "server_cpu_ms", "hit_rate", "disk_reads_per_s",
+                "disk_writes_per_s")]
     fig = Figure(figsize=(3.2 * len(metrics), 3.4))
     FigureCanvasAgg(fig)
     labels = [e["label"] for e in summary]

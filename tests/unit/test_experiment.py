@@ -11,6 +11,7 @@ import json
 import pytest
 from stockdb import experiment
 from stockdb.experiment import ExperimentError
+from test_work import cpu_text
 
 
 def test_a_variable_gets_one_step_per_value_on_the_base_asked_for():
@@ -88,6 +89,20 @@ def test_a_runs_figures_come_from_the_counters_over_its_window():
     assert (f["disk_reads_per_s"], f["disk_writes_per_s"], f["redo_mb_per_s"], f["fsyncs_per_s"]) == (30, 6, 2, 9)
 
 
+def test_mariadbds_cpu_per_transaction_and_the_hosts_busy_share_come_from_the_cpu_times():
+    s = experiment.status(_status())
+    # 10 s at 400 transactions/s; mariadbd used 12 CPU s of them: 3 ms per transaction; the host 18 of 20 CPU s busy
+    f = experiment.figures("oltp_read_write", {"tps": 400.0, "p99_ms": 30.0}, s, s, 10.0,
+                           cpu_text(1000, 5000, 1000), cpu_text(2200, 6800, 1200))
+    assert (f["server_cpu_ms"], f["host_busy_pct"]) == (3.0, 90.0)
+    assert experiment.figures("oltp_read_write", {"tps": 400.0, "p99_ms": 30.0}, s, s, 10.0)["server_cpu_ms"] is None
+    with pytest.raises(ExperimentError, match="CPU times went back"):
+        experiment.figures("oltp_read_write", {"tps": 1.0, "p99_ms": 1.0}, s, s, 10.0, cpu_text(2200, 6800, 1200),
+                           cpu_text(100, 6900, 1300))
+    with pytest.raises(ExperimentError, match="cannot read CPU times"):
+        experiment.figures("oltp_read_write", {"tps": 1.0, "p99_ms": 1.0}, s, s, 10.0, "100\n", cpu_text(1, 1, 1))
+
+
 def test_sysbench_figures_and_a_window_without_reads():
     s = experiment.status(_status())
     f = experiment.figures("oltp_read_write", {"tps": 400.5, "p99_ms": 30.2}, s, s, 5)
@@ -115,9 +130,9 @@ def test_results_that_cannot_give_figures_are_refused(workload, result, rows, se
         experiment.figures(workload, result, experiment.status(rows), experiment.status(_status()), seconds)
 
 
-def _run(round_, label, throughput, p99, effective=None):
+def _run(round_, label, throughput, p99, effective=None, server_cpu_ms=None):
     return dict(round=round_, label=label, effective=effective or {},
-                figures=dict(throughput=throughput, p99_ms=p99, hit_rate=99.0))
+                figures=dict(throughput=throughput, p99_ms=p99, hit_rate=99.0, server_cpu_ms=server_cpu_ms))
 
 
 def test_ratios_are_taken_within_each_round_and_spread_over_rounds():
@@ -131,6 +146,18 @@ def test_ratios_are_taken_within_each_round_and_spread_over_rounds():
     assert second["p99_ms_ratio"] == dict(min=0.5, median=0.5, max=1.0, missing=0)
     assert second["throughput"] == dict(min=55, median=100, max=120, missing=0)
     assert second["reads_per_s"] is None and second["effective"] == {"x_size": "2"}
+    assert second["server_cpu_ms_ratio"] is None  # runs without CPU times: no ratio, "-" in the table
+
+
+def test_the_cpu_ratio_is_taken_within_each_round_like_the_others():
+    steps = experiment.plan("config", ["stock", "role"])
+    runs = [_run(1, "stock", 500, 20, server_cpu_ms=2.0), _run(1, "role", 450, 22, server_cpu_ms=2.2),
+            _run(2, "stock", 400, 25, server_cpu_ms=2.1), _run(2, "role", 420, 24, server_cpu_ms=2.1)]
+    _, role = experiment.summarize(steps, runs)
+    assert role["server_cpu_ms_ratio"] == dict(min=1.0, median=1.05, max=1.1, missing=0)
+    assert "| role | role | 0.900 / 0.975 / 1.050 | 0.960 / 1.030 / 1.100 | 1.000 / 1.050 / 1.100 |" in \
+        experiment.markdown(dict(param="config", workload="oltp_read_write", host="lab", started_at="t", clients=8,
+                                 duration_s=45, warmup_s=15, rounds=2, tables=4, table_size=200000), [_, role])
 
 
 def test_a_run_of_a_value_not_planned_is_refused():
