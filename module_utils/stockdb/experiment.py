@@ -85,8 +85,11 @@ def _name(name):
     return name
 
 
-def _label(settings):
-    return ", ".join(f"{k}={v}" for k, v in settings.items()) if len(settings) > 1 else next(iter(settings.values()))
+def _label(param, settings):
+    """A value of `param` is labelled by itself; a mapping by each name=value it sets."""
+    if list(settings) == [param]:
+        return settings[param]
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
 
 
 def plan(param, values, base=ROLE, workload="mix"):
@@ -112,7 +115,7 @@ def plan(param, values, base=ROLE, workload="mix"):
         steps = []
         for value in values:
             settings = _settings(param, value)
-            steps.append(dict(label=_label(settings), base=base, settings=settings))
+            steps.append(dict(label=_label(param, settings), base=base, settings=settings))
     labels = [s["label"] for s in steps]
     if len(set(labels)) != len(labels):
         raise ExperimentError(f"values {labels} name a value twice")

@@ -32,6 +32,12 @@ def test_a_mapping_sets_several_variables_and_is_labelled_by_them():
     assert steps[1]["settings"] == {"innodb_flush_log_at_trx_commit": "2", "sync_binlog": "0"}
 
 
+def test_a_mapping_of_one_other_variable_is_labelled_by_its_name():
+    steps = experiment.plan("cpu", [{"performance_schema": "OFF"}, {"slow_query_log": "OFF"}])
+    assert [s["label"] for s in steps] == ["performance_schema=OFF", "slow_query_log=OFF"]
+    assert experiment.plan("innodb_io_capacity", [{"innodb_io_capacity": 200}])[0]["label"] == "200"
+
+
 def test_booleans_become_on_and_off():
     assert experiment.plan("performance_schema", [True, False])[1]["settings"] == {"performance_schema": "OFF"}
 
