@@ -28,7 +28,8 @@ CONFIG = "config"
 MAX_VALUES = 8
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 # A my.cnf value: no spaces, quotes, '#' or line breaks can go into the drop-in file.
-VALUE = re.compile(r"^[A-Za-z0-9_.,:/+-]{1,128}$")
+# % and = as in performance_schema_instrument = wait/%=OFF (the first = of a my.cnf line ends the name).
+VALUE = re.compile(r"^[A-Za-z0-9_.,:/+%=-]{1,128}$")
 SYSBENCH = ("oltp_read_only", "oltp_read_write", "oltp_write_only", "oltp_point_select")
 WORKLOADS = ("mix",) + SYSBENCH
 
@@ -67,7 +68,7 @@ def _value_text(name, value):
     text = str(value)
     if not VALUE.match(text):
         raise ExperimentError(f"value {text!r} of {name} is not a plain my.cnf value "
-                              "(letters, digits and . , : / + - _ only; at most 128)")
+                              "(letters, digits and . , : / + % = - _ only; at most 128)")
     return text
 
 

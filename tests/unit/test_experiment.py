@@ -38,6 +38,11 @@ def test_a_mapping_of_one_other_variable_is_labelled_by_its_name():
     assert experiment.plan("innodb_io_capacity", [{"innodb_io_capacity": 200}])[0]["label"] == "200"
 
 
+def test_an_instrument_pattern_is_a_plain_value():
+    (step,) = experiment.plan("ps", [{"performance_schema_instrument": "wait/%=OFF"}])
+    assert experiment.drop_in(step, {}, "ps").splitlines()[-1] == "performance_schema_instrument = wait/%=OFF"
+
+
 def test_booleans_become_on_and_off():
     assert experiment.plan("performance_schema", [True, False])[1]["settings"] == {"performance_schema": "OFF"}
 
