@@ -80,6 +80,15 @@ def test_durability_settings_for_a_trading_database(host):
     assert rows.stdout.split() == ["1", "1", "ROW", "1", "1", "1", "1"]
 
 
+def test_server_allocates_with_jemalloc(host):
+    """mariadb_malloc=jemalloc (the default): the running server has the library mapped, through the drop-in."""
+    pid = host.run("pidof mariadbd").stdout.strip()
+    assert pid.isdigit(), f"no single mariadbd: {pid!r}"
+    maps = host.file(f"/proc/{pid}/maps").content_string
+    assert "/libjemalloc.so.2" in maps, "mariadbd does not map libjemalloc.so.2"
+    assert "LD_PRELOAD=" in host.file("/etc/systemd/system/mariadb.service.d/stockdb-malloc.conf").content_string
+
+
 def test_buffer_pool_is_tuned_for_the_memory_given_not_the_machine(host):
     """The lab and Molecule plan MariaDB for 1536 MiB of their 2 GiB: 50% of it, whatever the machine has."""
     pool = int(sql(host, "SELECT @@innodb_buffer_pool_size").stdout)
