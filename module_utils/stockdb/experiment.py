@@ -259,6 +259,8 @@ def markdown(meta, summary):
     workload = meta["workload"]
     what = ("the simulator's read/write mix (orders/s; p99 of orders; reads/s and their p99)" if workload == "mix"
             else f"sysbench {workload} ({meta.get('tables')} tables x {meta.get('table_size'):,} rows; transactions/s)")
+    if meta.get("data_mb") not in (None, ""):
+        what += f" · {int(meta['data_mb']):,} MiB of data and indexes"
     lines = [f"# Parameter experiment: {meta['param']} on {meta['host']}", "",
              f"{meta.get('started_at', '')} · {what} · {meta['clients']} clients · {meta['duration_s']} s per run"
              f" after {meta['warmup_s']} s of warm-up · {meta['rounds']} rounds · the server restarted before each run",
