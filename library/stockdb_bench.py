@@ -186,7 +186,7 @@ EXAMPLES = r"""
 - name: Copy the datadir with the server stopped
   stockdb_bench:
     action: cold_copy
-    dest: /var/backups/stockdb-bench/plain-copy
+    dest: /var/backups/stockdb/benchmark/plain-copy
 
 - name: Compute the figures and write them on the controller
   stockdb_bench:

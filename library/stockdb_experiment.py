@@ -93,6 +93,11 @@ steps:
   returned: success
   type: list
   elements: dict
+counters:
+  description: O(action=plan) - the C(SHOW GLOBAL STATUS) counters the report reads from each run's C(before) and C(after).
+  returned: success
+  type: list
+  elements: str
 summary:
   description: O(action=report) - per value, the min / median / max of each figure and of the ratios.
   returned: success
@@ -117,7 +122,7 @@ def plan(p):
     steps = experiment.plan(p["param"], p["values"], p["base"], p["workload"])
     experiment_name = f"{p['param']} ({p['workload']})"
     return dict(changed=False, steps=[dict(s, drop_in=experiment.drop_in(s, p["stock_settings"], experiment_name))
-                                      for s in steps])
+                                      for s in steps], counters=list(experiment.COUNTERS))
 
 
 def report(module, p):

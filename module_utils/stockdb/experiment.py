@@ -250,8 +250,10 @@ def _cell(s, digits):
     return " / ".join(fmt.format(s[k]) for k in ("min", "median", "max"))
 
 
-def _metrics(workload):
-    return [m for m in METRICS if workload == "mix" or m[0] not in ("reads_per_s", "read_p99_ms")]
+def _metrics(meta):
+    """The figures a report shows: the reads' only for a mix that reads (read_share absent: it did)."""
+    reads = meta["workload"] == "mix" and float(meta.get("read_share", 1) or 0) > 0
+    return [m for m in METRICS if reads or m[0] not in ("reads_per_s", "read_p99_ms")]
 
 
 def markdown(meta, summary):
@@ -268,7 +270,7 @@ def markdown(meta, summary):
              "round (the values of a round run one after the other, even rounds in reverse order). mariadbd CPU is "
              "the server's CPU time per transaction (per order for the mix, its reads included): on a CPU-bound "
              "host it moves less from run to run than the rate does.", ""]
-    metrics = _metrics(workload)
+    metrics = _metrics(meta)
     head = (["value", "configuration", "throughput ratio", "p99 ratio", "mariadbd CPU/txn ratio"]
             + [f"{h} ({u})" for _, h, u, _, _ in metrics])
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -296,7 +298,7 @@ def picture_png(meta, summary):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    metrics = [m for m in _metrics(meta["workload"]) if m[0] in
+    metrics = [m for m in _metrics(meta) if m[0] in
                ("throughput", "p99_ms", "read_p99_ms", "server_cpu_ms", "hit_rate", "disk_reads_per_s",
                 "disk_writes_per_s")]
     fig = Figure(figsize=(3.2 * len(metrics), 3.4))

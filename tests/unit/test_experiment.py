@@ -128,6 +128,9 @@ def test_a_mix_of_writes_only_has_no_read_latency():
     assert (f["throughput"], f["p99_ms"], f["reads_per_s"], f["read_p99_ms"]) == (50.0, 40.0, 0.0, None)
     (step,) = experiment.summarize(experiment.plan("x_size", ["1"]), [dict(round=1, label="1", effective={}, figures=f)])
     assert step["read_p99_ms"] is None and step["throughput"]["median"] == 50.0
+    meta = dict(param="x_size", workload="mix", host="lab", clients=8, duration_s=5, warmup_s=0, rounds=1)
+    assert "read p99" not in experiment.markdown(dict(meta, read_share=0.0), [step])  # no empty columns
+    assert "| reads (/s) | read p99 (ms) |" in experiment.markdown(dict(meta, read_share=0.7), [step])
 
 
 @pytest.mark.parametrize("workload, result, rows, seconds, message", [
