@@ -19,7 +19,8 @@ description:
     backups under load stay apart from the real ones.
   - O(action=alternate) measures trading during backups while a load runs (start the simulator in the
     background first, with an O(ack_log)) - windows of O(quiet) seconds without a backup and of one
-    C(stockdb-ops --config CONFIG backup --type BACKUP_TYPE) in turn, quiet first and last, for O(duration)
+    C(stockdb-ops --config CONFIG backup --type BACKUP_TYPE --intraday) in turn (as the intraday job takes
+    them: table checksums as the settings' C(intraday_table_checksums) say), quiet first and last, for O(duration)
     seconds (the time the load still runs); then it counts the orders the simulator acknowledged in each
     window from O(ack_log). Each backup window is compared with the quiet ones on either side, so the
     drift of the rate over a run cancels. Fails when no backup fits or the load ended before the windows.
@@ -354,7 +355,7 @@ def backups(module, run):
 def alternate(module, run):
     p = module.params
     ops = module.get_bin_path("stockdb-ops", required=True, opt_dirs=["/usr/local/sbin"])
-    argv = [ops, "--config", p["config"], "backup", "--type", p["backup_type"]]
+    argv = [ops, "--config", p["config"], "backup", "--type", p["backup_type"], "--intraday"]  # as the intraday job
     done = bench.alternate(run, argv, p["duration"], p["quiet"], timeout(p))
     time.sleep(ACK_SETTLE_S)  # the orders committed at the last window's end reach the ack log
     try:

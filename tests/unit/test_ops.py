@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from conftest import REPO
 from stockdb import report
-from stockdb.ops import OpsError, archive, backup, catalogue, host, integrity, jobs, mariabackup, packing, restore
+from stockdb.ops import OpsError, archive, backup, catalogue, cli, host, integrity, jobs, mariabackup, packing, restore
 from stockdb.ops import settings as ops_settings
 
 
@@ -414,6 +414,36 @@ def test_the_job_units_have_a_deadline(role_vars):
     assert "\nTimeoutStartSec=360min\n" in unit("stockdb-backup")
     assert "\nTimeoutStartSec=10min\n" in unit("stockdb-healthcheck")
     assert "\nTimeoutStartSec=infinity\n" in unit("stockdb-backup-verify", backup_job_timeout_minutes=0)
+
+
+@pytest.mark.parametrize("intraday, intraday_checksums, taken", [
+    (False, False, True),   # the nightly full (and any backup taken by hand): checksums
+    (True, False, False),   # the intraday job, the role's default: none, trading keeps the server's CPU
+    (True, True, True)])    # backup_intraday_table_checksums: true
+def test_the_intraday_job_takes_table_checksums_only_when_asked(settings, monkeypatch, intraday, intraday_checksums,
+                                                                   taken):
+    def fake_run(cmd, **kwargs):
+        if cmd[0] == "mariabackup" and "--backup" in cmd:
+            data = next(c.split("=", 1)[1] for c in cmd if c.startswith("--target-dir="))
+            os.makedirs(data)
+            with open(os.path.join(data, "xtrabackup_binlog_info"), "w", encoding="utf-8") as handle:
+                handle.write("binlog.000001 4 0-1-10\n")
+            with open(os.path.join(data, "xtrabackup_checkpoints"), "w", encoding="utf-8") as handle:
+                handle.write("backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 100\n")
+
+    snapshots = []
+    monkeypatch.setattr(host, "run", fake_run)
+    monkeypatch.setattr(integrity, "snapshot_checksums", lambda s: snapshots.append(1) or dict(tables={}))
+    settings.update(intraday_table_checksums=intraday_checksums, compress=False, prepare=False)
+    manifest = backup.take(settings, "full", intraday=intraday)
+    assert (len(snapshots), manifest["checksums"] is not None) == ((1, True) if taken else (0, False))
+
+
+def test_the_intraday_unit_says_it_is_the_intraday_job(role_vars):
+    jobs_ = {j["name"]: j["command"] for j in role_vars("backup")["_backup_jobs"]}
+    assert jobs_["stockdb-backup-intraday"].split() == ["backup", "--type", "auto", "--intraday"]
+    assert "--intraday" not in jobs_["stockdb-backup"]
+    assert cli.parser().parse_args(["backup", "--type", "auto", "--intraday"]).intraday is True
 
 
 def test_an_incremental_needs_a_full_backup_first(settings):

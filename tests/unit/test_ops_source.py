@@ -101,7 +101,7 @@ def test_a_skip_after_a_failure_resolves_the_alert_with_the_reason(settings, ser
 
 def test_here_takes_the_backup_on_a_replica(settings, server, monkeypatch):
     server["server"] = Server(1, ["db1"])
-    monkeypatch.setattr(backup, "take", lambda s, kind: dict(
+    monkeypatch.setattr(backup, "take", lambda s, kind, intraday=False: dict(
         name="20261205T010000Z-full", type=kind, size_bytes=1, duration_s=1.0, binlog=dict(file="b.000001", pos=4, gtid="")))
     taken = jobs.backup_job(primary_settings(settings), "full", here=True)
     assert taken["skipped"] is None and taken["manifest"]["name"] == "20261205T010000Z-full"

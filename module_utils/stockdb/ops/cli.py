@@ -1,8 +1,9 @@
 """stockdb-ops: the jobs of a stockdb host, for the systemd units of roles/backup and for operators.
 
-  stockdb-ops backup [--type full|incremental|auto] [--here]
+  stockdb-ops backup [--type full|incremental|auto] [--here] [--intraday]
                                                       take a backup, prune by retention (only on the backup
-                                                      source, backup_source; --here: on this host anyway)
+                                                      source, backup_source; --here: on this host anyway;
+                                                      --intraday: the intraday job's, checksums as configured)
   stockdb-ops verify [--backup NAME] [--here]         restore into a scratch server and compare (the same)
   stockdb-ops list                                    the backups kept, oldest first
   stockdb-ops archive-binlogs                         stream binlogs into the archive (the archiver service)
@@ -30,7 +31,7 @@ from . import OpsError, archive, catalogue, dump, jobs, settings
 
 
 def cmd_backup(s, args):
-    taken = jobs.backup_job(s, args.type, here=args.here)
+    taken = jobs.backup_job(s, args.type, here=args.here, intraday=args.intraday)
     manifest = taken["manifest"]
     if manifest is None:
         print(json.dumps(dict(backup=None, skipped=taken["skipped"])))
@@ -90,6 +91,8 @@ def parser():
     b = sub.add_parser("backup", help="take a backup, prune by retention")
     b.add_argument("--type", choices=catalogue.KINDS + ("auto",), default="full",
                    help="auto: incremental, or full when the current binlog timeline has no backup yet")
+    b.add_argument("--intraday", action="store_true",
+                   help="the intraday job's backup, during trading: no table checksums unless intraday_table_checksums")
     b.set_defaults(func=cmd_backup)
     v = sub.add_parser("verify", help="restore the newest (or a named) backup into a scratch server and compare")
     v.add_argument("--backup", default=None, help="backup name (default: the newest)")

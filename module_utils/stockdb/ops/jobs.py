@@ -165,8 +165,9 @@ def not_source(settings):
     return None if ours else why
 
 
-def backup_job(settings, kind="full", here=False):
-    """A scheduled or requested backup: take it, prune by retention. Returns dict(manifest, pruned, skipped):
+def backup_job(settings, kind="full", here=False, intraday=False):
+    """A scheduled or requested backup (`intraday`: the intraday job's, backup.take): take it, prune by
+    retention. Returns dict(manifest, pruned, skipped):
     skipped is why nothing was taken (this host is not the backup source; `here` takes it anyway), else None.
     Raises OpsError."""
     kind = backup.resolve_kind(settings, kind)
@@ -179,7 +180,7 @@ def backup_job(settings, kind="full", here=False):
                                                        f"+{len(pruned['binlogs'])}",
                            value=dict(manifest=None, pruned=pruned, skipped=why))
         interrupted = remove_partials(settings)
-        manifest = backup.take(settings, kind)
+        manifest = backup.take(settings, kind, intraday=intraday)
         pruned = catalogue.prune(settings)
         state.setdefault("last", {})[kind] = dict(name=manifest["name"], finished=time.time(),
                                                   duration_s=manifest["duration_s"], size_bytes=manifest["size_bytes"])
