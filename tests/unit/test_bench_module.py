@@ -129,7 +129,7 @@ with open({str(ack_log)!r}, "a", buffering=1) as log:
     assert len(windows) >= 5 and [w["kind"] for w in windows] == ["quiet", "backup"] * (len(windows) // 2) + ["quiet"]
     assert all(w["orders"] > 0 and 20 < w["orders_per_s"] < 60 for w in windows), windows
     assert result["figures"]["cycles"] == len(windows) // 2 and result["figures"]["backup_types"] == ["incremental"]
-    assert set(calls.read_text().splitlines()) == {f"--config {config} backup --type incremental"}
+    assert set(calls.read_text().splitlines()) == {f"--config {config} backup --type incremental --intraday"}
     # nothing to count: an ack log that is not there is named
     missing = bench(tmp_path, dict(action="alternate", config=str(config), ack_log=str(tmp_path / "none.log"), quiet=1,
                                    duration=4), path=tools)
