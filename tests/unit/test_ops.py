@@ -340,6 +340,16 @@ def test_a_failed_backup_leaves_no_directory_and_writes_log_metrics_and_alert(se
                                                             encoding="utf-8").read()
 
 
+def fake_copy(cmd):
+    """What mariabackup --backup leaves in its --target-dir that a backup reads: the binlog position, the LSNs."""
+    data = next(c.split("=", 1)[1] for c in cmd if c.startswith("--target-dir="))
+    os.makedirs(data)
+    with open(os.path.join(data, "xtrabackup_binlog_info"), "w", encoding="utf-8") as handle:
+        handle.write("binlog.000001 4 0-1-10\n")
+    with open(os.path.join(data, "xtrabackup_checkpoints"), "w", encoding="utf-8") as handle:
+        handle.write("backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 100\n")
+
+
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux only")
 def test_after_the_copy_a_backup_runs_its_tools_on_idle_cpu_only_and_restores_the_policy(settings, monkeypatch):
     seen = []
@@ -347,12 +357,7 @@ def test_after_the_copy_a_backup_runs_its_tools_on_idle_cpu_only_and_restores_th
     def fake_run(cmd, **kwargs):
         seen.append((cmd[0], cmd[1], os.sched_getscheduler(0)))
         if cmd[:2] == ["mariabackup", f"--defaults-extra-file={settings['defaults_file']}"]:
-            data = next(c.split("=", 1)[1] for c in cmd if c.startswith("--target-dir="))
-            os.makedirs(data)
-            with open(os.path.join(data, "xtrabackup_binlog_info"), "w", encoding="utf-8") as handle:
-                handle.write("binlog.000001 4 0-1-10\n")
-            with open(os.path.join(data, "xtrabackup_checkpoints"), "w", encoding="utf-8") as handle:
-                handle.write("backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 100\n")
+            fake_copy(cmd)
 
     monkeypatch.setattr(host, "run", fake_run)
     settings.update(table_checksums=False)
@@ -424,12 +429,7 @@ def test_the_intraday_job_takes_table_checksums_only_when_asked(settings, monkey
                                                                    taken):
     def fake_run(cmd, **kwargs):
         if cmd[0] == "mariabackup" and "--backup" in cmd:
-            data = next(c.split("=", 1)[1] for c in cmd if c.startswith("--target-dir="))
-            os.makedirs(data)
-            with open(os.path.join(data, "xtrabackup_binlog_info"), "w", encoding="utf-8") as handle:
-                handle.write("binlog.000001 4 0-1-10\n")
-            with open(os.path.join(data, "xtrabackup_checkpoints"), "w", encoding="utf-8") as handle:
-                handle.write("backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 100\n")
+            fake_copy(cmd)
 
     snapshots = []
     monkeypatch.setattr(host, "run", fake_run)
