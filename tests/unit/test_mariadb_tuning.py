@@ -71,6 +71,14 @@ def test_rendered_file_carries_the_durability_settings_and_explains_them(role_va
     assert "(2048 - 1024 - 512) / 8" in text
 
 
+@pytest.mark.parametrize("capacity, capacity_max", [(None, "2000"), (500, "2000"), (4000, "8000")])
+def test_io_capacity_max_is_twice_the_capacity_but_at_least_2000_as_the_server_computes_it(role_vars, capacity,
+                                                                                            capacity_max):
+    _text, mysqld = _rendered(role_vars, **({} if capacity is None else {"mariadb_innodb_io_capacity": capacity}))
+    assert mysqld["innodb_io_capacity"] == str(capacity or 200)  # the server's own default (docs/tuning.md)
+    assert mysqld["innodb_io_capacity_max"] == capacity_max
+
+
 def test_extra_settings_are_rendered_last_and_override(role_vars):
     text, mysqld = _rendered(role_vars, mariadb_extra_settings={"max_connections": 42, "wait_timeout": 600})
     assert mysqld["wait_timeout"] == "600"
