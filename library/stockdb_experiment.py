@@ -63,7 +63,9 @@ options:
     elements: dict
     default: []
   meta:
-    description: O(action=report) - host, clients, duration_s, warmup_s, rounds, started_at, tables, table_size, command.
+    description:
+      - O(action=report) - host, clients, duration_s, warmup_s, rounds, started_at, tables, table_size, command;
+        data_mb and data_mb_end, the workload's data and indexes in MiB before the first run and after the last.
     type: dict
     default: {}
   dest:

@@ -263,6 +263,8 @@ def markdown(meta, summary):
             else f"sysbench {workload} ({meta.get('tables')} tables x {meta.get('table_size'):,} rows; transactions/s)")
     if meta.get("data_mb") not in (None, ""):
         what += f" · {int(meta['data_mb']):,} MiB of data and indexes"
+        if meta.get("data_mb_end") not in (None, "") and int(meta["data_mb_end"]) != int(meta["data_mb"]):
+            what += f" at the start, {int(meta['data_mb_end']):,} at the end"  # the mix's tables grow as it trades
     lines = [f"# Parameter experiment: {meta['param']} on {meta['host']}", "",
              f"{meta.get('started_at', '')} · {what} · {meta['clients']} clients · {meta['duration_s']} s per run"
              f" after {meta['warmup_s']} s of warm-up · {meta['rounds']} rounds · the server restarted before each run",

@@ -192,6 +192,9 @@ def test_the_report_names_the_experiment_and_shows_each_value(tmp_path):
     assert "MiB of data" not in text  # a report without the figure (older runs files) says nothing of it
     sized = experiment.markdown(dict(meta, data_mb=1234), summary)
     assert "4 tables x 200,000 rows; transactions/s) · 1,234 MiB of data and indexes · 8 clients" in sized
+    grown = experiment.markdown(dict(meta, data_mb=0, data_mb_end=549), summary)
+    assert "· 0 MiB of data and indexes at the start, 549 at the end · 8 clients" in grown
+    assert "at the end" not in experiment.markdown(dict(meta, data_mb=1234, data_mb_end=1234), summary)
     assert "| role | role | 1.110 / 1.120 / 1.130 |" in text and "read p99" not in text
     assert json.loads(files["config-oltp_read_write.json"])["summary"][1]["label"] == "role"
     assert experiment.write(str(tmp_path / "out"), files) == sorted(files)
