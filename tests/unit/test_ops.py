@@ -439,6 +439,17 @@ def test_the_intraday_job_takes_table_checksums_only_when_asked(settings, monkey
     assert (len(snapshots), manifest["checksums"] is not None) == ((1, True) if taken else (0, False))
 
 
+def test_the_copy_reads_the_redo_log_at_the_set_interval_and_throttles_only_when_asked(settings):
+    settings.update(log_copy_interval_ms=100, throttle=20, parallel=2)
+    cmd = mariabackup.copy_command(settings, "/b/data", 12345)
+    assert cmd[:3] == ["mariabackup", f"--defaults-extra-file={settings['defaults_file']}", "--backup"]
+    assert cmd[3:] == ["--target-dir=/b/data", "--parallel=2", "--throttle=20", "--log-copy-interval=100",
+                       "--incremental-lsn=12345"]
+    settings.update(log_copy_interval_ms=1000, throttle=0)
+    assert mariabackup.copy_command(settings, "/b/data")[3:] == ["--target-dir=/b/data", "--parallel=2",
+                                                                 "--log-copy-interval=1000"]
+
+
 def test_the_intraday_unit_says_it_is_the_intraday_job(role_vars):
     jobs_ = {j["name"]: j["command"] for j in role_vars("backup")["_backup_jobs"]}
     assert jobs_["stockdb-backup-intraday"].split() == ["backup", "--type", "auto", "--intraday"]

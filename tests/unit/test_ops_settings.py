@@ -52,6 +52,8 @@ def test_health_thresholds_merge_over_the_defaults(tmp_path):
 
 @pytest.mark.parametrize("key, value, message", [
     ("throttle", -1, "throttle=-1 must be >= 0"), ("lock_timeout", 0, "lock_timeout=0 must be >= 1"),
+    ("log_copy_interval_ms", 0, "log_copy_interval_ms=0 must be 10..1000"),
+    ("log_copy_interval_ms", 5000, "log_copy_interval_ms=5000 must be 10..1000"),
     ("parallel", "two", "parallel='two' must be an integer"), ("log_dir", "logs", "log_dir='logs' must be an absolute"),
     ("source", "", "source='' must be primary or one host's name"),
     ("source", "db1 db2", "source='db1 db2' must be primary or one host's name"),

@@ -13,6 +13,7 @@ def copy_command(settings, data, incremental_lsn=None):
            f"--target-dir={data}", f"--parallel={int(settings['parallel'])}"]
     if int(settings["throttle"]):
         cmd.append(f"--throttle={int(settings['throttle'])}")
+    cmd.append(f"--log-copy-interval={int(settings['log_copy_interval_ms'])}")
     if incremental_lsn is not None:
         cmd.append(f"--incremental-lsn={incremental_lsn}")
     return cmd

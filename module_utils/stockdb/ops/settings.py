@@ -29,6 +29,10 @@ DEFAULTS = dict(
     logical_dump=False,
     parallel=2,
     throttle=20,
+    # mariabackup --log-copy-interval (ms): how often its redo-copying thread reads the log. At the end of the copy
+    # it blocks commits (BACKUP STAGE BLOCK_COMMIT) until that thread has read up to the server's LSN, up to one
+    # interval; a shorter one costs CPU during the whole copy (docs/benchmarks.md#second-by-second)
+    log_copy_interval_ms=1000,
     prepare=True,
     prepare_memory_mb=128,
     table_checksums=True,
@@ -91,10 +95,10 @@ def validate(s):
     if os.path.realpath(s["backup_dir"]).startswith(os.path.realpath(s["datadir"]).rstrip("/") + "/"):
         problems.append(f"backup_dir {s['backup_dir']} must not be inside the datadir {s['datadir']}")
     checks = (
-        ("compress_level", 1, 19), ("throttle", 0, None), ("parallel", 1, None), ("prepare_memory_mb", 32, None),
-        ("verify_buffer_pool_mb", 32, None), ("retention_days", 1, None), ("retention_min_full", 1, None),
-        ("lock_timeout", 1, None), ("rto_target_s", 1, None), ("replay_parallel_threads", 0, 64),
-        ("archiver_server_id", 1, 4294967295),
+        ("compress_level", 1, 19), ("throttle", 0, None), ("log_copy_interval_ms", 10, 1000), ("parallel", 1, None),
+        ("prepare_memory_mb", 32, None), ("verify_buffer_pool_mb", 32, None), ("retention_days", 1, None),
+        ("retention_min_full", 1, None), ("lock_timeout", 1, None), ("rto_target_s", 1, None),
+        ("replay_parallel_threads", 0, 64), ("archiver_server_id", 1, 4294967295),
     )
     for key, low, high in checks:
         try:
