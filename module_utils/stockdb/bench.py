@@ -237,13 +237,15 @@ def ack_stamp(epoch):
 
 
 def count_orders(ack_lines, windows):
-    """`windows` with the orders acknowledged in each (committed_at within [start, end)) and their rate.
+    """`windows` with the orders acknowledged in each (committed_at within [start, end)), their rate and the
+    longest order latency in each (what a backup's blocking of commits shows as; None without latencies).
 
     `ack_lines`: the simulator's ack log, one JSON object per line. BenchError when the load ended before
     the last window did (its newest order is older than that window's end): the rates would be wrong.
     """
     # the drills' reading of the ack log: (commit time in unix seconds, latency) of each order line
-    times = sorted(order[0] for order in map(ack_order, ack_lines) if order)
+    orders = sorted((order for order in map(ack_order, ack_lines) if order), key=lambda order: order[0])
+    times = [order[0] for order in orders]
     if not times:
         raise BenchError("the ack log has no acknowledged orders")
     if times[-1] < windows[-1]["end"]:
@@ -251,10 +253,12 @@ def count_orders(ack_lines, windows):
                          f"({ack_stamp(windows[-1]['end'])} UTC); give the load more time than the windows")
     counted = []
     for w in windows:
-        orders = bisect.bisect_left(times, w["end"]) - bisect.bisect_left(times, w["start"])
+        first, end = bisect.bisect_left(times, w["start"]), bisect.bisect_left(times, w["end"])
         seconds = w["end"] - w["start"]
-        counted.append(dict(w, seconds=round(seconds, 3), orders=orders,
-                            orders_per_s=round(orders / seconds, 1) if seconds > 0 else None))
+        latencies = [latency for _, latency in orders[first:end] if latency is not None]
+        counted.append(dict(w, seconds=round(seconds, 3), orders=end - first,
+                            orders_per_s=round((end - first) / seconds, 1) if seconds > 0 else None,
+                            max_latency_ms=round(max(latencies)) if latencies else None))
     return counted
 
 
@@ -270,6 +274,7 @@ def alternating_figures(windows):
                     f"backup window {i // 2 + 1} ÷ its quiet neighbours")
               for i in range(1, len(windows), 2)]
     backups = windows[1::2]
+    quiet_latencies = [w["max_latency_ms"] for w in windows[0::2] if w.get("max_latency_ms") is not None]
     return dict(
         cycles=len(ratios),
         ratios=ratios,
@@ -280,6 +285,9 @@ def alternating_figures(windows):
         backup_s=[b["seconds"] for b in backups],
         backup_types=sorted({b.get("run", {}).get("type") or "?" for b in backups}),
         backup_phases=[b.get("run", {}).get("phases") for b in backups],
+        # the longest order latency in each backup window, and in all the windows without one
+        backup_max_latency_ms=[b.get("max_latency_ms") for b in backups],
+        quiet_max_latency_ms=max(quiet_latencies) if quiet_latencies else None,
         orders_per_s_quiet=round(sum(w["orders"] for w in windows[0::2]) / sum(w["seconds"] for w in windows[0::2]), 1),
         orders_per_s_backup=round(sum(b["orders"] for b in backups) / sum(b["seconds"] for b in backups), 1),
     )
@@ -539,6 +547,8 @@ def backup_result(host, measured, started_at=None):
         intraday_backup_types=intraday["backup_types"],
         intraday_backup_s=intraday["backup_s"],
         intraday_backup_phases=intraday["backup_phases"],
+        intraday_backup_max_latency_ms=intraday["backup_max_latency_ms"],
+        intraday_quiet_max_latency_ms=intraday["quiet_max_latency_ms"],
         intraday_orders_per_s_quiet=intraday["orders_per_s_quiet"],
         intraday_orders_per_s_backup=intraday["orders_per_s_backup"],
         backup_s=field(m["base"], "backup.duration_s", "base backup"),
@@ -565,6 +575,15 @@ def backup_result(host, measured, started_at=None):
     )
 
 
+def _longest_orders(r):
+    """The longest order of each intraday backup window (a commit stall shows here) and of the quiet ones."""
+    backups = [m for m in r.get("intraday_backup_max_latency_ms") or [] if m is not None]
+    if not backups:
+        return ""
+    return (f"; longest order {', '.join(map(str, backups))} ms "
+            f"({r.get('intraday_quiet_max_latency_ms')} ms in the windows without)")
+
+
 def backup_summary(r):
     return [
         f"orders/s {r['orders_per_s_during_backups']} during {r['backups_during_load']} back-to-back backups vs "
@@ -572,7 +591,8 @@ def backup_summary(r):
         f"ratio {r['hot_backup_ratio']} (target >= 0.8)",
         f"orders/s during {len(r['intraday_ratios'])} {'/'.join(r['intraday_backup_types'])} backups "
         f"({', '.join(f'{s:g}' for s in r['intraday_backup_s'])} s) ÷ the windows without on either side: "
-        f"{', '.join(f'{x:g}' for x in r['intraday_ratios'])}; mean {r['intraday_backup_ratio']} (target >= 0.9)",
+        f"{', '.join(f'{x:g}' for x in r['intraday_ratios'])}; mean {r['intraday_backup_ratio']} (target >= 0.9)"
+        + _longest_orders(r),
         f"restore {r['restore_s']} s vs plain copy {r['plain_copy_s']} s of {r['datadir_bytes']} bytes: "
         f"ratio {r['restore_ratio']} (target <= 1.5)",
         f"replay {r['replay_s']} s for {r['replayed_load_s']} s of load ({r['replayed_orders']} orders): "

@@ -311,10 +311,25 @@ def test_orders_are_counted_per_window_from_the_ack_log():
     assert [(w["orders"], w["orders_per_s"], w["seconds"]) for w in counted] == [(50, 10.0, 5), (60, 12.0, 5),
                                                                                (99, 10.1, 9.85)]
     assert counted[1]["kind"] == "backup" and counted[0]["start"] == t0
+    assert [w["max_latency_ms"] for w in counted] == [None, None, None]  # these lines carry no latency
     with pytest.raises(BenchError, match=r"the load ended \(2025-12-01 10:00:19.900000 UTC\) before the last window did"):
         bench.count_orders(lines, windows[:2] + [window("quiet", t0 + 10, t0 + 30)])
     with pytest.raises(BenchError, match="the ack log has no acknowledged orders"):
         bench.count_orders([ack("trade", t0)], windows)
+
+
+def test_the_longest_order_of_each_window_shows_a_commit_stall():
+    t0 = 1_764_583_200.0
+
+    def order(epoch, latency):
+        return json.dumps({"kind": "order", "id": 1, "committed_at": bench.ack_stamp(epoch), "latency_ms": latency})
+
+    lines = [order(t0 + i * 0.1, 10.4) for i in range(300)] + [order(t0 + 12.5, 987.6), order(t0 + 25, None)]
+    windows = [window("quiet", t0, t0 + 10), window("backup", t0 + 10, t0 + 20), window("quiet", t0 + 20, t0 + 29.9)]
+    counted = bench.count_orders(lines, windows)
+    assert [w["max_latency_ms"] for w in counted] == [10, 988, 10]
+    f = bench.alternating_figures(counted)
+    assert f["backup_max_latency_ms"] == [988] and f["quiet_max_latency_ms"] == 10
 
 
 def rated(*rates):
@@ -329,6 +344,7 @@ def test_each_backup_window_is_compared_with_its_neighbours():
     f = bench.alternating_figures(rated(1000, 855, 900, 765, 800))
     assert f["ratios"] == [0.9, 0.9] and f["ratio_mean"] == f["ratio_min"] == f["ratio_median"] == f["ratio_max"] == 0.9
     assert f["cycles"] == 2 and f["backup_types"] == ["incremental"] and f["backup_s"] == [10.0, 10.0]
+    assert f["backup_max_latency_ms"] == [None, None] and f["quiet_max_latency_ms"] is None  # no latencies counted
     assert f["orders_per_s_quiet"] == 900.0 and f["orders_per_s_backup"] == 810.0
     # a whole-run comparison would have said 810 / 900, too: here by chance; with three cycles it would not
     f = bench.alternating_figures(rated(1000, 950, 900, 720, 800, 780, 800))
@@ -511,6 +527,7 @@ def test_the_backup_result_has_the_keys_and_figures_of_before():
         "host", "clients", "duration_s", "orders_per_s_before", "orders_per_s_after", "orders_per_s_without_backup",
         "orders_per_s_during_backups", "backups_during_load", "hot_backup_ratio", "intraday_backup_ratio", "intraday_ratios",
         "intraday_backup_types", "intraday_backup_s", "intraday_backup_phases", "intraday_orders_per_s_quiet",
+        "intraday_backup_max_latency_ms", "intraday_quiet_max_latency_ms",
         "intraday_orders_per_s_backup", "backup_s", "backup_bytes", "datadir_bytes",
         "restore_copy_s", "restore_prepare_s", "restore_s", "plain_copy_s", "restore_ratio", "downtime_s", "replay_s",
         "replayed_load_s", "replayed_orders", "replay_ratio", "invariants_after_restore", "replay_method",
@@ -530,6 +547,10 @@ def test_the_backup_result_has_the_keys_and_figures_of_before():
     assert summary[1] == ("orders/s during 2 incremental backups (10, 10 s) ÷ the windows without on either side: "
                           "0.9, 0.9; mean 0.9 (target >= 0.9)")
     assert r["intraday_backup_ratio"] == 0.9 and r["intraday_backup_phases"] == [dict(copy_s=9)] * 2
+    slow = [dict(w, max_latency_ms=m) for w, m in zip(rated(1000, 855, 900, 765, 800), (30, 310, 41, 1220, 35))]
+    assert bench.backup_summary(bench.backup_result("stockdb-lab", backup_measured(intraday=dict(windows=slow))))[1] == (
+        "orders/s during 2 incremental backups (10, 10 s) ÷ the windows without on either side: 0.9, 0.9; mean 0.9 "
+        "(target >= 0.9); longest order 310, 1220 ms (41 ms in the windows without)")
     assert "ratio 0.46 (target <= 1.5)" in summary[2] and "ratio 0.247 (target <= 0.333); downtime 70.3 s" in summary[3]
     assert summary[4] == "replay parallel (4 threads) 22.2 s vs one stream 66.6 s: speed-up 3.0; tables identical"
     other = dict(TABLES, trades=dict(rows=4, checksum="ce"))
