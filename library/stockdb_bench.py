@@ -251,15 +251,17 @@ elapsed_s:
 windows:
   description:
     - The windows of O(action=alternate) in order - kind (quiet or backup), start and end (UTC epoch
-      seconds), seconds, orders acknowledged and orders/s; a backup's also its line from stockdb-ops (run).
+      seconds), seconds, orders acknowledged, orders/s and the longest order latency (max_latency_ms, ms; null
+      when the ack log has no latencies); a backup's also its line from stockdb-ops (run).
   returned: when action is alternate
   type: list
   elements: dict
 figures:
   description:
     - What O(action=alternate) measured - each backup window's orders/s divided by the mean of its quiet
-      neighbours (ratios, and their mean, min, median, max), the backups' seconds and phases, and orders/s
-      over all quiet and all backup windows.
+      neighbours (ratios, and their mean, min, median, max), the backups' seconds and phases, the longest
+      order of each backup window (backup_max_latency_ms) and of all the quiet ones (quiet_max_latency_ms),
+      and orders/s over all quiet and all backup windows.
   returned: when action is alternate
   type: dict
 bytes:

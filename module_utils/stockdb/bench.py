@@ -576,12 +576,14 @@ def backup_result(host, measured, started_at=None):
 
 
 def _longest_orders(r):
-    """The longest order of each intraday backup window (a commit stall shows here) and of the quiet ones."""
-    backups = [m for m in r["intraday_backup_max_latency_ms"] if m is not None]
-    if not backups:  # an ack log without latencies
+    """The longest order of each intraday backup window (a commit stall shows here) and of the quiet ones;
+    ? for a window without latencies, nothing when no window has any (an ack log without them)."""
+    backups = r["intraday_backup_max_latency_ms"]
+    if all(m is None for m in backups):
         return ""
-    return (f"; longest order {', '.join(map(str, backups))} ms "
-            f"({r['intraday_quiet_max_latency_ms']} ms in the windows without)")
+    shown = ", ".join("?" if m is None else str(m) for m in backups)
+    quiet = r["intraday_quiet_max_latency_ms"]
+    return f"; longest order {shown} ms ({'?' if quiet is None else quiet} ms in the windows without)"
 
 
 def backup_summary(r):

@@ -328,6 +328,8 @@ def test_the_longest_order_of_each_window_shows_a_commit_stall():
     windows = [window("quiet", t0, t0 + 10), window("backup", t0 + 10, t0 + 20), window("quiet", t0 + 20, t0 + 29.9)]
     counted = bench.count_orders(lines, windows)
     assert [w["max_latency_ms"] for w in counted] == [10, 988, 10]
+    empty = bench.count_orders(lines, windows[:1] + [window("backup", t0 + 10.01, t0 + 10.05)] + windows[2:])
+    assert empty[1]["orders"] == 0 and empty[1]["max_latency_ms"] is None  # a window with no order has no longest one
     f = bench.alternating_figures(counted)
     assert f["backup_max_latency_ms"] == [988] and f["quiet_max_latency_ms"] == 10
 
@@ -551,6 +553,10 @@ def test_the_backup_result_has_the_keys_and_figures_of_before():
     assert bench.backup_summary(bench.backup_result("stockdb-lab", backup_measured(intraday=dict(windows=slow))))[1] == (
         "orders/s during 2 incremental backups (10, 10 s) ÷ the windows without on either side: 0.9, 0.9; mean 0.9 "
         "(target >= 0.9); longest order 310, 1220 ms (41 ms in the windows without)")
+    # a window without latencies keeps its place in the list (the backups' seconds are listed in the same order)
+    gaps = [dict(w, max_latency_ms=m) for w, m in zip(rated(1000, 855, 900, 765, 800), (None, None, None, 1220, None))]
+    assert bench.backup_summary(bench.backup_result("stockdb-lab", backup_measured(intraday=dict(windows=gaps))))[1].endswith(
+        "; longest order ?, 1220 ms (? ms in the windows without)")
     assert "ratio 0.46 (target <= 1.5)" in summary[2] and "ratio 0.247 (target <= 0.333); downtime 70.3 s" in summary[3]
     assert summary[4] == "replay parallel (4 threads) 22.2 s vs one stream 66.6 s: speed-up 3.0; tables identical"
     other = dict(TABLES, trades=dict(rows=4, checksum="ce"))
