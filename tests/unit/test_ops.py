@@ -369,16 +369,6 @@ def test_after_the_copy_a_backup_runs_its_tools_on_idle_cpu_only_and_restores_th
     assert os.sched_getscheduler(0) == policy
 
 
-def test_jobs_run_niced_and_first_in_line_for_the_oom_killer():
-    # in a child process: the test runner keeps its own priority
-    # in a child process, importing the package as the host's stockdb-ops does (PYTHONPATH)
-    code = ("import os; from stockdb.ops import host; host.lower_priority(); "
-            "print(os.nice(0), open('/proc/self/oom_score_adj').read().strip())")
-    env = dict(os.environ, PYTHONPATH=str(REPO / "module_utils"))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
-    assert out == ["10", "1000"]
-
-
 def test_a_job_stopped_by_systemd_kills_its_tool_removes_its_partial_and_alerts(settings, tmp_path):
     # systemd stops a job past its TimeoutStartSec with SIGTERM: the job must not die mid-way like a
     # plain Python process, it must clean up and say why (the unit's timeout is in roles/backup)

@@ -74,13 +74,53 @@ def lock(settings):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+AUTOGROUP = "/proc/self/autogroup"
+
+
+def autogroup_nice():
+    """The nice value of this process's autogroup (sched(7)), or None without autogroups."""
+    try:
+        with open(AUTOGROUP, encoding="ascii") as handle:
+            return int(handle.read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def set_autogroup_nice(value, tries=3):
+    """Rank this process's autogroup (its session's) at nice `value`, when the process leads its session.
+
+    sched(7): where the kernel groups each session's threads (autogroups, kernel.sched_autogroup_enabled
+    = 1), a thread's nice value ranks it only against its own group, and each group gets an equal share
+    of a busy CPU, whatever its threads' nice values. That is the case of every systemd service while
+    no unit has made systemd enable the cpu controller (CPUWeight=, CPUQuota=): a job at nice 10 in its
+    own unit then gets as much of a busy CPU as the whole of MariaDB (docs/benchmarks.md#autogroups).
+    The group's own nice value ranks it against the others. Only a session leader (as systemd starts
+    every unit) does this, so a job run from a shell never lowers the shell's session. Returns whether
+    it was set.
+    """
+    if os.getsid(0) != os.getpid() or autogroup_nice() is None:
+        return False
+    for attempt in range(tries):
+        try:
+            with open(AUTOGROUP, "w", encoding="ascii") as handle:
+                handle.write(f"{int(value)}\n")
+            return True
+        except BlockingIOError:  # EAGAIN: without CAP_SYS_ADMIN, one change per 100 ms host-wide
+            time.sleep(0.11 * (attempt + 1))
+        except OSError:  # not allowed here: the job runs at its own nice value only
+            return False
+    return False
+
+
 def lower_priority():
-    """Trading first, for this process and the tools it starts: nice 10, best-effort I/O priority 7,
+    """Trading first, for this process and the tools it starts: nice 10 (its autogroup's too, when it
+    leads its session as a systemd unit does: set_autogroup_nice), best-effort I/O priority 7,
     and first in line for the OOM killer, so a job that runs the host out of memory (mariabackup's
     copy and prepare, the scratch server) is killed and alerted on instead of MariaDB."""
     current = os.nice(0)
     if current < 10:
         os.nice(10 - current)
+    set_autogroup_nice(10)
     subprocess.run(["ionice", "-c", "2", "-n", "7", "-p", str(os.getpid())], capture_output=True, check=False)
     try:
         with open("/proc/self/oom_score_adj", "w", encoding="ascii") as handle:
@@ -95,16 +135,22 @@ def cpu_idle():
 
     For work without a deadline next to a trading server: nice 10 still takes a core that a
     commit waking from its fsync then waits for (docs/benchmarks.md). On a host saturated for
-    hours such work waits that long. The previous policy is restored afterwards.
+    hours such work waits that long. In a job leading its session, its autogroup goes to nice 19 too
+    (set_autogroup_nice). The previous policy and group nice are restored afterwards.
     """
     try:
         before = (os.sched_getscheduler(0), os.sched_getparam(0))
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):  # not Linux, or not allowed: run at the current priority
         before = None
+    group_before = autogroup_nice()
+    # the idle policy ranks threads within their autogroup only; the group itself goes to the lowest rank
+    lowered = set_autogroup_nice(19)
     try:
         yield
     finally:
+        if lowered:
+            set_autogroup_nice(group_before)
         if before:
             try:
                 os.sched_setscheduler(0, *before)
