@@ -27,31 +27,44 @@ LEADER = "import subprocess, sys\nprocs = [subprocess.Popen([sys.executable, '-c
 CONTROL = "the job at nice 10 only, in the server's session"
 
 
+def stat(pid):
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[1].split()
+
+
 def ticks(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    fields = stat(pid)
     return int(fields[11]) + int(fields[12])
+
+
+def nice(pid):
+    return int(stat(pid)[16])
 
 
 def share(job_code, cpu, env, seconds, same_session=False):
     """The job's share of the CPU over `seconds`, after a second to settle."""
     pin = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\n"
-    if same_session:  # one session leader starting both, as two processes of one service would be
-        leader = subprocess.Popen([sys.executable, "-c", LEADER, pin + LOOP, pin + job_code], env=env,
-                                  start_new_session=True)
-        time.sleep(1)
-        server, job = (int(p) for p in open(f"/proc/{leader.pid}/task/{leader.pid}/children").read().split())
-        procs = [leader]
-    else:
-        procs = [subprocess.Popen([sys.executable, "-c", pin + code], env=env, start_new_session=True)
-                 for code in (LOOP, job_code)]
-        server, job = procs[0].pid, procs[1].pid
-        time.sleep(1)
-    s0, j0 = ticks(server), ticks(job)
-    time.sleep(seconds)
-    s, j = ticks(server) - s0, ticks(job) - j0
-    for p in procs:
-        os.killpg(p.pid, 9)
-        p.wait()
+    procs = []
+    try:
+        if same_session:  # one session leader starting both, as two processes of one service would be
+            procs.append(subprocess.Popen([sys.executable, "-c", LEADER, pin + LOOP, pin + job_code], env=env,
+                                          start_new_session=True))
+            time.sleep(1)
+            leader = procs[0].pid
+            pids = [int(p) for p in open(f"/proc/{leader}/task/{leader}/children").read().split()]
+        else:
+            procs = [subprocess.Popen([sys.executable, "-c", pin + code], env=env, start_new_session=True)
+                     for code in (LOOP, job_code)]
+            time.sleep(1)
+            pids = [p.pid for p in procs]
+        server, job = sorted(pids, key=nice)  # the job is the niced one
+        s0, j0 = ticks(server), ticks(job)
+        time.sleep(seconds)
+        s, j = ticks(server) - s0, ticks(job) - j0
+    finally:  # never leave a busy loop behind
+        for p in procs:
+            os.killpg(p.pid, 9)
+            p.wait()
     return j / (s + j)
 
 
@@ -62,6 +75,8 @@ def main():
     cpu = max(os.sched_getaffinity(0))
     with open("/proc/sys/kernel/sched_autogroup_enabled") as handle:
         print(f"autogroups enabled: {handle.read().strip()}; CPU {cpu}; {rounds} rounds of {seconds} s")
+    with open("/proc/self/cgroup") as handle:  # autogroups apply in the root's CPU group only
+        print("this process's cgroups:", " ".join(line.strip() for line in handle if "cpu" in line or line[:3] == "0::"))
     variants = list(VARIANTS.items()) + [(CONTROL, VARIANTS["the job at nice 10 only"])]
     figures = {name: [] for name, _ in variants}
     for _ in range(rounds):  # the variants in turn, so drift spreads over all of them

@@ -43,4 +43,49 @@ def test_a_job_leading_its_session_lowers_its_autogroup_and_one_run_from_a_shell
     # from a shell (here: the test runner's session), the session's autogroup is left alone
     mine = str(host.autogroup_nice())
     assert run_job()[2:] == [mine, mine, mine]
-    assert str(host.autogroup_nice()) == mine
+
+
+@pytest.fixture
+def group(monkeypatch):
+    """set_autogroup_nice's view of the kernel, faked: this process leads its session, its group is at
+    nice 0, and `writes` says what each write to /proc/self/autogroup meets (an exception, or None: taken)."""
+    state = dict(nice=0, writes=[], tries=0)
+    real_open = os.open
+
+    def fake_open(path, flags, *args):
+        if path != host.AUTOGROUP:
+            return real_open(path, flags, *args)
+        state["tries"] += 1
+        outcome = state["writes"].pop(0) if state["writes"] else None
+        if outcome:
+            raise outcome
+        return real_open(os.devnull, flags)
+
+    monkeypatch.setattr(host.os, "getsid", lambda pid: os.getpid())
+    monkeypatch.setattr(host.os, "open", fake_open)
+    monkeypatch.setattr(host, "autogroup_nice", lambda: state["nice"])
+    monkeypatch.setattr(host.time, "sleep", lambda seconds: None)
+    return state
+
+
+def test_the_kernel_s_rate_limit_is_waited_out_and_a_refusal_leaves_the_job_as_it_is(group):
+    group["writes"] = [BlockingIOError(), BlockingIOError()]  # EAGAIN twice, then taken
+    assert host.set_autogroup_nice(10) is True and group["tries"] == 3
+    group.update(writes=[BlockingIOError()] * 3, tries=0)  # the rate limit every time: given up after three
+    assert host.set_autogroup_nice(10) is False and group["tries"] == 3
+    group.update(writes=[PermissionError()], tries=0)
+    assert host.set_autogroup_nice(10) is False and group["tries"] == 1
+    group.update(nice=10, tries=0)  # already there: no write
+    assert host.set_autogroup_nice(10) is True and group["tries"] == 0
+
+
+def test_cpu_idle_restores_the_policy_and_the_group_when_its_block_fails(group, monkeypatch):
+    values = []
+    monkeypatch.setattr(host, "set_autogroup_nice", lambda value: values.append(value) or True)
+    group["nice"] = 10
+    policy = os.sched_getscheduler(0)
+    with pytest.raises(RuntimeError), host.cpu_idle():
+        assert os.sched_getscheduler(0) == os.SCHED_IDLE
+        raise RuntimeError("the block failed")
+    assert os.sched_getscheduler(0) == policy
+    assert values == [19, 10]

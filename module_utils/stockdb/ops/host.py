@@ -86,27 +86,35 @@ def autogroup_nice():
         return None
 
 
-def set_autogroup_nice(value, tries=3):
+def set_autogroup_nice(value):
     """Rank this process's autogroup (its session's) at nice `value`, when the process leads its session.
 
     sched(7): where the kernel groups each session's threads (autogroups, kernel.sched_autogroup_enabled
     = 1), a thread's nice value ranks it only against its own group, and each group gets an equal share
-    of a busy CPU, whatever its threads' nice values. That is the case of every systemd service while
-    no unit has made systemd enable the cpu controller (CPUWeight=, CPUQuota=): a job at nice 10 in its
-    own unit then gets as much of a busy CPU as the whole of MariaDB (docs/benchmarks.md#autogroups).
-    The group's own nice value ranks it against the others. Only a session leader (as systemd starts
-    every unit) does this, so a job run from a shell never lowers the shell's session. Returns whether
-    it was set.
+    of a busy CPU, whatever its threads' nice values. That is the case of the systemd services while the
+    root cgroup has no cpu controller (systemd turns it on only for a unit that needs it: CPUWeight=,
+    CPUQuota=, or one it delegates it to): a job at nice 10 in its own unit then gets as much of a busy
+    CPU as the whole of MariaDB (docs/benchmarks.md#autogroups). The group's own nice value ranks it
+    against the others. Only a session leader (as systemd starts every unit) does this, so a job run
+    from a shell never lowers the shell's session. Returns whether the group is at `value` now.
     """
-    if os.getsid(0) != os.getpid() or autogroup_nice() is None:
+    current = autogroup_nice()
+    if os.getsid(0) != os.getpid() or current is None:
         return False
-    for attempt in range(tries):
+    if current == int(value):
+        return True
+    for attempt in range(3):
         try:
-            with open(AUTOGROUP, "w", encoding="ascii") as handle:
-                handle.write(f"{int(value)}\n")
+            # os.write: the kernel's EAGAIN comes back from this write, not from a buffer's flush
+            handle = os.open(AUTOGROUP, os.O_WRONLY)
+            try:
+                os.write(handle, f"{int(value)}\n".encode("ascii"))
+            finally:
+                os.close(handle)
             return True
         except BlockingIOError:  # EAGAIN: without CAP_SYS_ADMIN, one change per 100 ms host-wide
-            time.sleep(0.11 * (attempt + 1))
+            if attempt < 2:
+                time.sleep(0.11)
         except OSError:  # not allowed here: the job runs at its own nice value only
             return False
     return False
@@ -138,24 +146,25 @@ def cpu_idle():
     hours such work waits that long. In a job leading its session, its autogroup goes to nice 19 too
     (set_autogroup_nice). The previous policy and group nice are restored afterwards.
     """
+    before, lowered, group_before = None, False, autogroup_nice()
     try:
-        before = (os.sched_getscheduler(0), os.sched_getparam(0))
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux, or not allowed: run at the current priority
-        before = None
-    group_before = autogroup_nice()
-    # the idle policy ranks threads within their autogroup only; the group itself goes to the lowest rank
-    lowered = set_autogroup_nice(19)
-    try:
+        try:
+            before = (os.sched_getscheduler(0), os.sched_getparam(0))
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):  # not Linux, or not allowed: run at the current priority
+            before = None
+        # the idle policy ranks threads within their autogroup only; the group itself goes to the lowest rank
+        lowered = set_autogroup_nice(19)
         yield
     finally:
-        if lowered:
-            set_autogroup_nice(group_before)
+        # the policy first: a stop (SIGTERM) while the group is restored must not leave the cleanup idle
         if before:
             try:
                 os.sched_setscheduler(0, *before)
             except OSError:
                 pass
+        if lowered and group_before is not None:
+            set_autogroup_nice(group_before)
 
 
 def service_active(unit):
