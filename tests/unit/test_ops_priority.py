@@ -1,7 +1,8 @@
-"""The jobs' priorities (module_utils/stockdb/ops/host.py): trading first, on the host's real kernel.
+"""The jobs' priorities (module_utils/stockdb/ops/host.py): trading first.
 
-Each case runs in a child process, importing the package as the host's stockdb-ops does (PYTHONPATH),
-so the test runner keeps its own priority.
+The first cases run a job in a child process on the host's real kernel, importing the package as the
+host's stockdb-ops does (PYTHONPATH), so the test runner keeps its own priority; the last ones fake the
+kernel's answers to /proc/self/autogroup writes (its rate limit, a refusal).
 """
 
 import os

@@ -163,7 +163,7 @@ def cpu_idle():
                 os.sched_setscheduler(0, *before)
             except OSError:
                 pass
-        if lowered and group_before is not None:
+        if lowered:  # so there was a group to read before
             set_autogroup_nice(group_before)
 
 
