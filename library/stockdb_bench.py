@@ -20,7 +20,8 @@ description:
   - O(action=alternate) measures trading during backups while a load runs (start the simulator in the
     background first, with an O(ack_log)) - windows of O(quiet) seconds without a backup and of one
     C(stockdb-ops --config CONFIG backup --type BACKUP_TYPE --intraday) in turn (as the intraday job takes
-    them, with table checksums only if the settings' C(intraday_table_checksums) say so), quiet first and last, for O(duration)
+    them, with table checksums and compression only if the settings' C(intraday_table_checksums) and
+    C(intraday_compress) say so), quiet first and last, for O(duration)
     seconds (the time the load still runs); then it counts the orders the simulator acknowledged in each
     window from O(ack_log). Each backup window is compared with the quiet ones on either side, so the
     drift of the rate over a run cancels. Fails when no backup fits or the load ended before the windows.

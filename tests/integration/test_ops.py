@@ -317,10 +317,15 @@ def test_each_job_works_inside_its_sandboxed_unit(host, drill, job):
     lines = host.file(f"/var/log/stockdb/{log}.log").content_string.splitlines()[int(before):]
     assert lines and "FAILED" not in lines[-1], lines
     if job == "stockdb-backup-intraday":  # the scenario's host is the primary: it takes the backup
-        # backup_intraday_table_checksums: false - the scan of every trading table is left out during trading
+        # backup_intraday_table_checksums and backup_intraday_compress: false - neither the scan of every trading
+        # table nor zstd runs during trading; the verification job after it restores this chain (compressed full,
+        # uncompressed incremental)
         stamp, outcome, name = lines[-1].split()[:3]
         assert outcome == "OK", lines[-1]
-        assert json.loads(host.file(f"{BACKUPS}/{name}/manifest.json").content_string)["checksums"] is None
+        manifest = json.loads(host.file(f"{BACKUPS}/{name}/manifest.json").content_string)
+        assert (manifest["checksums"], manifest["compress"]) == (None, None), manifest
+    if job == "stockdb-backup-verify":  # the newest backup: the intraday one, restored on its compressed full
+        assert lines[-1].split()[1:3] == ["OK", newest_backup(host)] and "incremental" in newest_backup(host), lines[-1]
 
 
 def test_the_health_check_reports_a_stopped_server_instead_of_failing_itself(host, drill):

@@ -411,22 +411,27 @@ def test_the_job_units_have_a_deadline(role_vars):
     assert "\nTimeoutStartSec=infinity\n" in unit("stockdb-backup-verify", backup_job_timeout_minutes=0)
 
 
-@pytest.mark.parametrize("intraday, intraday_checksums, taken", [
-    (False, False, True),   # the nightly full (and any backup taken by hand): checksums
-    (True, False, False),   # the intraday job, the role's default: none, trading keeps the server's CPU
-    (True, True, True)])    # backup_intraday_table_checksums: true
-def test_the_intraday_job_takes_table_checksums_only_when_asked(settings, monkeypatch, intraday, intraday_checksums,
-                                                                   taken):
+@pytest.mark.parametrize("intraday, intraday_setting, taken", [
+    (False, False, True),   # the nightly full (and any backup taken by hand): checksums, compressed
+    (True, False, False),   # the intraday job, the role's default: neither, trading keeps the server's CPU and disk
+    (True, True, True)])    # backup_intraday_table_checksums and backup_intraday_compress: true
+def test_the_intraday_job_takes_table_checksums_and_compresses_only_when_asked(settings, monkeypatch, intraday,
+                                                                                  intraday_setting, taken):
+    tools = []
+
     def fake_run(cmd, **kwargs):
+        tools.append(cmd[0])
         if cmd[0] == "mariabackup" and "--backup" in cmd:
             fake_copy(cmd)
 
-    snapshots = []
     monkeypatch.setattr(host, "run", fake_run)
-    monkeypatch.setattr(integrity, "snapshot_checksums", lambda s: snapshots.append(1) or dict(tables={}))
-    settings.update(intraday_table_checksums=intraday_checksums, compress=False, prepare=False)
+    monkeypatch.setattr(integrity, "snapshot_checksums", lambda s: tools.append("checksums") or dict(tables={}))
+    settings.update(intraday_table_checksums=intraday_setting, intraday_compress=intraday_setting, compress=True,
+                    compress_level=3, prepare=False)
     manifest = backup.take(settings, "full", intraday=intraday)
-    assert (len(snapshots), manifest["checksums"] is not None) == ((1, True) if taken else (0, False))
+    assert tools == (["mariabackup", "checksums", "zstd"] if taken else ["mariabackup"])
+    assert (manifest["checksums"] is not None, manifest["compress"]) == ((True, "zstd-3") if taken else (False, None))
+    assert settings["compress"] is True  # the caller's settings are left as they were
 
 
 def test_the_copy_reads_the_redo_log_at_the_set_interval_and_throttles_only_when_asked(settings):

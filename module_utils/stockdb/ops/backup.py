@@ -81,11 +81,19 @@ def logical_dump(settings, directory):
                   settings["database"]], stdout=out)
 
 
+def intraday_settings(settings):
+    """The settings of the intraday job's backups, taken during trading: table checksums only with
+    intraday_table_checksums, compression only with intraday_compress (docs/benchmarks.md#intraday-incrementals)."""
+    return dict(settings, table_checksums=bool(settings["table_checksums"] and settings["intraday_table_checksums"]),
+                compress=bool(settings["compress"] and settings["intraday_compress"]))
+
+
 def take(settings, kind="full", intraday=False):
     """Take one backup; returns its manifest (with its path). `intraday`: the intraday job's, during trading
-    (table checksums only with intraday_table_checksums)."""
+    (intraday_settings)."""
+    if intraday:
+        settings = intraday_settings(settings)
     p = plan(settings, kind)
-    p["checksums"] = bool(settings["table_checksums"]) and (not intraday or bool(settings["intraday_table_checksums"]))
     os.makedirs(os.path.dirname(p["work"]), mode=0o750, exist_ok=True)
     os.makedirs(p["work"], mode=0o750)
     try:
@@ -120,7 +128,7 @@ def _write(settings, p):
             host.run(mariabackup.prepare_command(settings, data), log_file=log_file)
         phases["prepare_s"] = round(time.monotonic() - t1, 3)
         t1 = time.monotonic()
-        checksums = integrity.snapshot_checksums(settings) if p["checksums"] else None
+        checksums = integrity.snapshot_checksums(settings) if settings["table_checksums"] else None
         phases["checksums_s"] = round(time.monotonic() - t1, 3)
         t1 = time.monotonic()
         if settings["logical_dump"]:

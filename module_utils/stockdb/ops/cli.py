@@ -3,7 +3,7 @@
   stockdb-ops backup [--type full|incremental|auto] [--here] [--intraday]
                                                       take a backup, prune by retention (only on the backup
                                                       source, backup_source; --here: on this host anyway;
-                                                      --intraday: the intraday job's, checksums as configured)
+                                                      --intraday: with the intraday job's settings)
   stockdb-ops verify [--backup NAME] [--here]         restore into a scratch server and compare (the same)
   stockdb-ops list                                    the backups kept, oldest first
   stockdb-ops archive-binlogs                         stream binlogs into the archive (the archiver service)
@@ -92,7 +92,8 @@ def parser():
     b.add_argument("--type", choices=catalogue.KINDS + ("auto",), default="full",
                    help="auto: incremental, or full when the current binlog timeline has no backup yet")
     b.add_argument("--intraday", action="store_true",
-                   help="the intraday job's backup, during trading: no table checksums unless intraday_table_checksums")
+                   help="the intraday job's backup, during trading: no table checksums unless intraday_table_checksums, "
+                        "uncompressed unless intraday_compress")
     b.set_defaults(func=cmd_backup)
     v = sub.add_parser("verify", help="restore the newest (or a named) backup into a scratch server and compare")
     v.add_argument("--backup", default=None, help="backup name (default: the newest)")

@@ -39,6 +39,9 @@ DEFAULTS = dict(
     # ...and in the intraday job's backups (stockdb-ops backup --intraday), which run during trading: the read
     # of every trading table inside the server costs trading more than the copy does (docs/benchmarks.md)
     intraday_table_checksums=False,
+    # ...and zstd for them: it reads the copy back and writes it again during trading, and saves little on
+    # incrementals (docs/benchmarks.md#intraday-incrementals); the night's full is compressed as `compress` says
+    intraday_compress=False,
     retention_days=7,
     retention_min_full=2,
     verify_dir="/var/lib/stockdb-verify",
