@@ -14,7 +14,9 @@ LAB       := tests/lab/lab.sh
 TOOLS     := .cache/prometheus-tools/usr/bin
 PROMTOOL  := $(TOOLS)/promtool
 # Molecule scenarios, in order; scenarios joined by '+' run at the same time (tests/tools/molecule_scenarios.sh).
-SCENARIOS ?= default ops+cluster
+# `production` is the production path over ssh (tests/production/run.sh), run beside the scenarios that
+# assert what happened rather than how fast.
+SCENARIOS ?= default ops+cluster+production
 
 .PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status lab-cluster lab-cluster-verify lab-cluster-down erd test lint unit argspecs test-rules test-production molecule clean
 
@@ -68,7 +70,7 @@ lab-cluster-down: ## remove the cluster's hosts and network (its inventory and v
 erd: venv ## regenerate docs/erd.md from the lab host's live schema
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/erd.yml
 
-test: lint unit argspecs test-rules test-production molecule ## everything CI runs
+test: lint unit argspecs test-rules molecule ## everything CI runs
 
 lint: venv ## yamllint, ansible-lint (production profile), ruff
 	$(BIN)/yamllint -s .
@@ -92,7 +94,7 @@ test-production: venv ## the production inventory as documented, vaulted, over s
 	$(LAB) image
 	tests/production/run.sh
 
-molecule: venv ## the Molecule scenarios ($(SCENARIOS)) on local systemd hosts
+molecule: venv ## the Molecule scenarios and the production path ($(SCENARIOS)) on local systemd hosts
 	$(LAB) image
 	tests/tools/molecule_scenarios.sh $(SCENARIOS)
 

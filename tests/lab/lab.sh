@@ -272,10 +272,18 @@ MSG
 
 ensure_ssh_key() {
   [ -f "$LAB_SSH_KEY" ] && return 0
-  mkdir -p "$(dirname "$LAB_SSH_KEY")"
-  chmod 700 "$(dirname "$LAB_SSH_KEY")"
-  ssh-keygen -q -t ed25519 -N '' -C "stockdb-lab-deploy" -f "$LAB_SSH_KEY"
-  log "generated the ssh key $LAB_SSH_KEY"
+  local dir
+  dir=$(dirname "$LAB_SSH_KEY")
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  # Under a lock: `make test` creates the cluster's hosts and the production path's host at the same
+  # time, and two ssh-keygen runs would leave hosts trusting a key that was then overwritten.
+  (
+    flock 9
+    [ -f "$LAB_SSH_KEY" ] && exit 0
+    ssh-keygen -q -t ed25519 -N '' -C "stockdb-lab-deploy" -f "$LAB_SSH_KEY"
+    log "generated the ssh key $LAB_SSH_KEY"
+  ) 9>"$dir/.keygen.lock"
 }
 
 host_address() {

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Run Molecule scenarios for `make molecule`: each argument is a step, run after the one before;
 # scenarios joined by '+' in one step run at the same time.
-#   tests/tools/molecule_scenarios.sh default ops+cluster
+#   tests/tools/molecule_scenarios.sh default ops+cluster+production
 # runs `default` alone (its drills measure trading rates: nothing else may load the machine meanwhile),
-# then `ops` and `cluster` together (they assert what happened - backups restored, nothing lost, checksums
-# equal - not how fast: sharing the machine makes them slower, not wrong). Together they take the time of
-# the longer one instead of the sum.
+# then `ops`, `cluster` and `production` together (they assert what happened - backups restored, nothing
+# lost, checksums equal, the vaulted inventory converged - not how fast: sharing the machine makes them
+# slower, not wrong). Together they take the time of the longest instead of the sum.
+# `production` is not a Molecule scenario: it is the production path over ssh, tests/production/run.sh
+# (`make test-production` runs it alone).
 # A scenario run alone writes to the terminal; scenarios run together each write to
 # out/molecule-<scenario>.log, which is printed when the step ends. Exits with the first failed
 # step's status, after that step's every scenario ended.
@@ -15,18 +17,23 @@ cd "$(dirname "$0")/../.."
 LAB=tests/lab/lab.sh
 mkdir -p out
 
-scenario() {  # NAME: one `molecule test`, timed
-  local name=$1 t0 rc
+scenario() {  # NAME: one `molecule test` (or the production path), timed
+  local name=$1 t0 rc what="molecule test -s $1"
+  [ "$name" != production ] || what="production path (tests/production/run.sh)"
   t0=$(date +%s)
-  echo "== molecule test -s $name"
+  echo "== $what"
   if [ "$name" = default ]; then
     "$LAB" disk-rm stockdb-molecule || return 1  # never a datadir left by an earlier run
     LAB_DISK_MB=1536 "$LAB" disk stockdb-molecule >/dev/null || return 1
   fi
-  molecule test -s "$name"
+  if [ "$name" = production ]; then
+    tests/production/run.sh
+  else
+    molecule test -s "$name"
+  fi
   rc=$?
   [ "$name" != default ] || "$LAB" disk-rm stockdb-molecule
-  echo "== molecule test -s $name: rc $rc after $(( $(date +%s) - t0 )) s"
+  echo "== $what: rc $rc after $(( $(date +%s) - t0 )) s"
   return "$rc"
 }
 
