@@ -8,8 +8,8 @@ short_description: Seed users, accounts, the KOSPI listing, holdings and optiona
 description:
   - Loads the data set built by the stockdb seeding code from O(seed), O(accounts),
     O(holdings_per_account) and O(historical_orders), with the users and the listing that the
-    action plugin of the same name prepares on the controller (Faker C(ko_KR) names, the bundled
-    C(files/data/kospi_2025.csv)). Everything is loaded in one transaction, and committed, through
+    action plugin of the same name prepares on the controller (Faker C(ko_KR) names, the listing of
+    O(stocks_csv)). Everything is loaded in one transaction, and committed, through
     C(LOAD DATA LOCAL INFILE) of tab-separated files written to a private temporary directory (or
     multi-row INSERTs where the server has C(local_infile) off).
   - Idempotent. The parameters' fingerprint is recorded in C(seed_runs); a rerun with the same
@@ -44,6 +44,17 @@ options:
         seeded with these parameters is left as it is.
     type: bool
     default: false
+  stocks_csv:
+    description:
+      - The listing file, read on the controller by the action plugin, which passes its rows on as
+        O(stock_rows); the host needs no copy of it. A CSV with the columns C(symbol), C(name),
+        C(sector), C(market), C(ref_close_krw) and C(market_cap_krw), as in the bundled file or as
+        C(tools/refresh_kospi.py) writes it. A relative path is taken from the directory
+        C(ansible-playbook) runs in.
+      - Default, when unset or empty, the bundled C(files/data/kospi_2025.csv).
+      - The listing is part of the seed's fingerprint, so a database seeded from another listing is
+        refused unless O(reset=true).
+    type: path
   user_rows:
     description: Names and e-mails of the users, as C([name, email]) pairs. Set by the action plugin.
     type: list
@@ -83,6 +94,11 @@ EXAMPLES = r"""
     users: 50000
     accounts: 100000
     historical_orders: 1000000
+    reset: true
+
+- name: Seed from a refreshed listing (tools/refresh_kospi.py), replacing what is there
+  stockdb_seed:
+    stocks_csv: files/data/kospi_20250102.csv
     reset: true
 """
 
