@@ -25,7 +25,8 @@ description:
     attempt in C(<datadir>.failed-restore-<time>); the staging directory is always removed.
   - In check mode returns the plan (backup chain, binlog files to replay, and in C(refused) the
     refusal a real run without O(confirm) would meet) and changes nothing.
-  - O(drop_replaced=true) alone removes the datadirs kept aside by earlier restores.
+  - O(drop_replaced=true) with O(confirm=true) removes the datadirs kept aside by earlier restores (and does
+    nothing else); without O(confirm) it refuses when there is one.
 options:
   backup:
     description: Backup name (C(YYYYMMDDTHHMMSSZ-full)) or C(latest).
@@ -35,11 +36,11 @@ options:
     description: Point to recover to - C(YYYY-MM-DD HH:MM:SS) UTC, a GTID list, or C(end). Default is the backup itself.
     type: str
   confirm:
-    description: Allow replacing a live datadir.
+    description: Allow replacing a live datadir; with O(drop_replaced), allow deleting the datadirs kept aside.
     type: bool
     default: false
   drop_replaced:
-    description: Remove the datadirs earlier restores kept aside, instead of restoring.
+    description: Remove the datadirs earlier restores kept aside, instead of restoring (needs O(confirm=true)).
     type: bool
     default: false
   ack_log:
@@ -128,14 +129,14 @@ def main():
         s = settings.load(p["config"], dict(backup_dir=p["backup_dir"], encrypt_key_file=p["encrypt_key_file"],
                                             replay_parallel_threads=p["replay_parallel_threads"]))
         if p["drop_replaced"]:
-            found = restore.replaced_datadirs(s)
-            if not module.check_mode:
-                restore.drop_replaced(s)
+            found = restore.drop_replaced(s, p["confirm"], dry_run=module.check_mode)
             module.exit_json(changed=bool(found), dropped=found)
         plan = restore.restore(s, p["backup"], p["restore_to"], p["confirm"], p["ack_log"], p["ack_until"],
                                dry_run=module.check_mode, checksums=p["checksum_tables"])
     except OpsError as exc:
         module.fail_json(msg=str(exc))
+    except OSError as exc:  # a file the restore or its roll back could not move or read: its cause, not a traceback
+        module.fail_json(msg=f"{'dropping the kept datadirs' if p['drop_replaced'] else 'the restore'} failed: {exc}")
     if module.check_mode:
         # a restore replaces the datadir whenever it is allowed to run
         module.exit_json(changed=not plan["refused"], restore=plan)

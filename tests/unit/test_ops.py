@@ -7,6 +7,7 @@ the binlog archive's order and gaps, and what a failed backup leaves behind.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -179,7 +180,7 @@ def test_a_point_picks_the_newest_backup_before_it_in_the_current_timeline(setti
                 chain=["20261123T030000Z-full", "20261123T120000Z-incremental"])
     pick = catalogue.pick_backup
     assert pick(settings, None, catalogue.parse_target("2026-11-23 11:00:00"))["name"] == "20261123T030000Z-full"
-    assert pick(settings, None, catalogue.parse_target("2026-11-23 12:00:05"))["name"] == "20261123T120000Z-incremental"
+    assert pick(settings, None, catalogue.parse_target("2026-11-23 12:00:06"))["name"] == "20261123T120000Z-incremental"
     assert pick(settings, None, catalogue.parse_target("0-1-199"))["name"] == "20261122T030000Z-full"
     assert pick(settings, None, catalogue.parse_target("end"))["name"] == "20261123T120000Z-incremental"
     assert pick(settings, "20261122T030000Z-full", catalogue.parse_target("end"))["name"] == "20261122T030000Z-full"
@@ -187,6 +188,18 @@ def test_a_point_picks_the_newest_backup_before_it_in_the_current_timeline(setti
         pick(settings, None, catalogue.parse_target("0-1-50"))
     chain = catalogue.chain_of(settings, catalogue.find_backup(settings, "20261123T120000Z-incremental"))
     assert [b["name"] for b in chain] == ["20261123T030000Z-full", "20261123T120000Z-incremental"]
+
+
+def test_a_backup_consistent_in_the_very_second_of_a_time_target_is_too_new_for_it(settings):
+    """consistent_at is taken after the copy, to the second: the backup may hold transactions of that second,
+    which a replay to that second leaves out (it stops at the first event at or after it)."""
+    make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z", gtid="0-1-200")
+    make_backup(settings, "20261123T120000Z-incremental", "2026-11-23T12:00:05Z", gtid="0-1-250",
+                chain=["20261123T030000Z-full", "20261123T120000Z-incremental"])
+    target = catalogue.parse_target("2026-11-23 12:00:05")
+    assert catalogue.pick_backup(settings, None, target)["name"] == "20261123T030000Z-full"
+    with pytest.raises(OpsError, match="consistent at 2026-11-23T12:00:05Z .* not before restore_to=2026-11-23 12:00:05"):
+        catalogue.pick_backup(settings, "20261123T120000Z-incremental", target)
 
 
 def test_after_a_restore_only_backups_of_the_new_timeline_serve_a_point(settings):
@@ -596,3 +609,177 @@ def test_the_stockdb_ops_command_never_imports_from_the_directory_it_was_started
     text = role_vars("backup", ansible_managed="").render("roles/backup/templates/usr/local/sbin/stockdb-ops.j2")
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert lines[0] == "cd / || exit 1" and lines[1].startswith("PYTHONPATH=/usr/local/lib/stockdb/python exec ")
+
+
+# --------------------------------------------------------------------------- restore: gaps, time targets, failures
+
+
+def timed_binlog(path, *times):
+    """A binlog file of 50-byte events, each with its time (Unix seconds) in bytes 0..3 and its length at 9..12."""
+    body = b"".join(when.to_bytes(4, "little") + bytes(5) + (50).to_bytes(4, "little") + bytes(37) for when in times)
+    with open(path, "wb") as handle:
+        handle.write(b"\xfebin" + body)
+    return str(path)
+
+
+def gapped_archive(settings):
+    """Timeline 1: binlog.000002 whole, binlog.000003 cut short (purged from the server before the archiver had it
+    all), binlog.000004 where the archiver resumed. Numbers run on: only the recorded gap tells."""
+    directory = archive.timeline_dir(settings, 1)
+    os.makedirs(directory)
+    for number, times in ((2, (1000, 1010)), (3, (1020, 1030)), (4, (1100, 1110))):
+        timed_binlog(os.path.join(directory, f"binlog.{number:06d}"), *times)
+    archive.record_gap(settings, 1, "binlog.000003", "binlog.000004")
+
+
+def utc(seconds):
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_a_replay_across_a_recorded_gap_of_the_archive_is_refused(settings):
+    gapped_archive(settings)
+    old = make_backup(settings, "19700101T000000Z-full", "1970-01-01T00:00:01Z", binlog="binlog.000002")
+    for target in ("end", "0-1-300", utc(1040), utc(1105)):
+        with pytest.raises(OpsError, match=r"timeline 1 has a gap: binlog.000003 was purged from the server before it "
+                                           r"was archived \(the archive holds 104 bytes of it\) and archiving resumed at "
+                                           r"binlog.000004 .*from backup 19700101T000000Z-full \(binlog.000002:4\)"):
+            restore.plan(settings, old["name"], target)
+    # a time the archive holds before the gap stops the replay there; the backup itself replays nothing
+    assert restore.plan(settings, old["name"], utc(1030))["binlog_files"] == names_of(2, 3, 4)
+    assert restore.plan(settings, old["name"])["binlog_files"] == []
+    # a newer full backup covers the gap for the metric, not for a replay from the older one; its own replay is whole
+    new = make_backup(settings, "19700101T001825Z-full", "1970-01-01T00:18:25Z", binlog="binlog.000004")
+    assert restore.plan(settings, new["name"], "end")["binlog_files"] == names_of(4)
+    with pytest.raises(OpsError, match="has a gap"):
+        restore.plan(settings, old["name"], "end")
+
+
+def names_of(*numbers):
+    return [f"binlog.{n:06d}" for n in numbers]
+
+
+def test_a_time_target_after_the_end_of_an_archive_no_running_server_completed_is_refused(settings, monkeypatch):
+    directory = archive_files(settings, 1)
+    timed_binlog(os.path.join(directory, "binlog.000001"), 1000, 1010)
+    timed_binlog(os.path.join(directory, "binlog.000002"), 1020, 1030)
+    manifest = make_backup(settings, "19700101T000000Z-full", "1970-01-01T00:00:01Z")
+
+    class Reached(Exception):
+        pass
+
+    def prepare(*args, **kwargs):
+        raise Reached  # the check passed: the replay would be planned now
+
+    monkeypatch.setattr(restore.replay, "prepare", prepare)
+    replay_to = lambda when: restore._replay_privately(settings, manifest, catalogue.parse_target(utc(when)),  # noqa: E731
+                                                       settings["datadir"], {}, {})
+    with pytest.raises(OpsError, match=r"the binlog archive ends before restore_to=1970-01-01 00:17:11 \(its newest event, "
+                                       r"in binlog.000002, is of 1970-01-01T00:17:10Z\) and MariaDB was not running"
+                                       r".*Restore to 'end'"):
+        replay_to(1031)
+    for when in (1030, 1005):
+        with pytest.raises(Reached):
+            replay_to(when)
+    # brought level with the running server first, the archive is whole: a later time is a quiet stretch
+    with pytest.raises(Reached):
+        restore._replay_privately(settings, manifest, catalogue.parse_target(utc(1031)), settings["datadir"], {},
+                                  {"archived_from_server": []})
+
+
+@pytest.fixture
+def live_restore(settings, monkeypatch):
+    """execute() on a live server with its tools stood in: records systemctl starts and stops and read_only."""
+    with open(os.path.join(settings["datadir"], "ibdata1"), "w", encoding="utf-8") as handle:
+        handle.write("live")
+    os.makedirs(os.path.join(settings["datadir"], "stockdb"))
+    calls = []
+    monkeypatch.setattr(mariabackup, "materialize", lambda s, chain, staging, timings: staging)
+    monkeypatch.setattr(host, "systemctl", lambda action, unit: calls.append(f"{action} {unit}"))
+    monkeypatch.setattr(host, "service_active", lambda unit: True)
+    monkeypatch.setattr(restore.subprocess, "run", lambda cmd, check: calls.append(f"{cmd[1]} {cmd[2]}"))
+    monkeypatch.setattr(restore, "_set_read_only", lambda s, value: calls.append(f"read_only {value}"))
+    monkeypatch.setattr(archive, "fetch_from_server", lambda s, timeline: [])
+    monkeypatch.setattr(archive, "complete_archive", lambda *args, **kwargs: [])
+    backup_ = make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z")
+    p = dict(_manifest=backup_, _chain=[backup_], _target=None, datadir=settings["datadir"], backup=backup_["name"])
+    return p, calls
+
+
+@pytest.mark.parametrize("failing", ["read_only", "fetch", "stop"])
+def test_a_restore_failing_before_the_server_stopped_leaves_the_archiver_running_and_writes_allowed(settings, live_restore,
+                                                                                                    monkeypatch, failing):
+    p, calls = live_restore
+
+    def fail(*args):
+        raise OpsError(f"{failing} failed")
+
+    if failing == "read_only":
+        monkeypatch.setattr(restore, "_set_read_only",
+                            lambda s, value: fail() if value == "ON" else calls.append("read_only OFF"))
+    elif failing == "fetch":
+        monkeypatch.setattr(archive, "fetch_from_server", fail)
+    else:
+        monkeypatch.setattr(host, "systemctl",
+                            lambda action, unit: fail() if unit == "mariadb" else calls.append(f"{action} {unit}"))
+    with pytest.raises(OpsError, match=f"^{failing} failed$"):
+        restore.execute(settings, p)
+    assert calls[-2:] == ["start stockdb-binlog-archiver", "read_only OFF"]
+    assert sorted(os.listdir(settings["datadir"])) == ["ibdata1", "stockdb"]
+
+
+def test_a_datadir_that_cannot_be_moved_aside_is_put_back_whole_and_running(settings, live_restore, monkeypatch):
+    p, calls = live_restore
+    move_contents = host.move_contents
+
+    def half_a_move(source, target):  # the first entry goes, then the disk fails
+        os.makedirs(target)
+        first = sorted(os.listdir(source))[0]
+        os.rename(os.path.join(source, first), os.path.join(target, first))
+        monkeypatch.setattr(host, "move_contents", move_contents)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(host, "move_contents", half_a_move)
+    with pytest.raises(OpsError, match=r"^restore failed, the previous datadir is back in place and running: "
+                                       r"\[Errno 28\] No space left on device$"):
+        restore.execute(settings, p)
+    assert sorted(os.listdir(settings["datadir"])) == ["ibdata1", "stockdb"]
+    assert not [e for e in os.listdir(os.path.dirname(settings["datadir"])) if ".replaced-" in e or ".failed-" in e]
+    assert calls[-2:] == ["start mariadb", "start stockdb-binlog-archiver"]
+
+
+def test_a_restore_into_a_missing_datadir_that_fails_says_so_without_a_traceback(settings, live_restore, monkeypatch):
+    p, calls = live_restore
+    shutil.rmtree(settings["datadir"])
+
+    def move_back(prepared, datadir, log_file):
+        raise OpsError("mariabackup --move-back exited 1")
+
+    monkeypatch.setattr(mariabackup, "move_back", move_back)
+    with pytest.raises(OpsError, match=r"^restore failed, the previous datadir is back in place .*: mariabackup --move-back"):
+        restore.execute(settings, p)
+    assert calls[-2:] == ["start mariadb", "start stockdb-binlog-archiver"]
+
+
+def test_the_datadirs_kept_aside_are_deleted_only_when_confirmed(settings):
+    kept = settings["datadir"] + ".replaced-20261123T030000Z"
+    os.makedirs(kept)
+    with pytest.raises(OpsError, match=r"refusing to delete .*mysql.replaced-20261123T030000Z .*without confirm=true"):
+        restore.drop_replaced(settings)
+    assert restore.drop_replaced(settings, confirm=True, dry_run=True) == [kept] and os.path.isdir(kept)
+    assert restore.drop_replaced(settings, confirm=True) == [kept] and not os.path.exists(kept)
+    assert restore.drop_replaced(settings) == []  # nothing left: nothing to confirm
+
+
+def test_the_intraday_decision_is_made_under_the_lock_and_its_failure_recorded(settings, monkeypatch):
+    def resolve_kind(s, kind):
+        with pytest.raises(OpsError, match="another stockdb-ops job holds"):
+            with host.lock(dict(settings, lock_timeout=0)):
+                pass
+        raise OpsError(f"the manifest of a backup is not JSON ({kind})")
+
+    monkeypatch.setattr(backup, "resolve_kind", resolve_kind)
+    with pytest.raises(OpsError, match=r"is not JSON \(auto\)"):
+        jobs.backup_job(settings, "auto", here=True, intraday=True)
+    metrics = open(os.path.join(settings["metrics_dir"], "stockdb_backup.prom"), encoding="utf-8").read()
+    assert "stockdb_backup_failures_total 1\n" in metrics
+    assert " FIRING critical StockdbBackupFailed " in open(settings["alert_log"], encoding="utf-8").read()

@@ -69,6 +69,19 @@ def test_an_empty_archive_or_one_without_the_oldest_binlog_is_refused(on_server,
     assert message in str(refused.value)
 
 
+def test_what_retention_pruned_from_the_archive_goes_but_a_file_never_archived_stays():
+    """Retention prunes the archive to the oldest kept backup's binlog (about 6 days); the server keeps 7 days."""
+    on_server = [(n, 100) for n in names(1, 2, 3, 4, 5)]
+    archived = [(n, int(n[-6:]), 100) for n in names(3, 4)]
+    plan = archive.purge_plan(on_server, archived, pruned_below=3)
+    assert plan["purge_to"] == "binlog.000004" and [n for n, _ in plan["files"]] == names(1, 2, 3)
+    # the oldest kept backup needs binlog.000002, which the archive lacks: never archived, not pruned
+    with pytest.raises(OpsError, match="the server's oldest binary log binlog.000002 is not in the binlog archive"):
+        archive.purge_plan(on_server[1:], archived, pruned_below=2)
+    plan = archive.purge_plan(on_server, archived, pruned_below=2)
+    assert (plan["purge_to"], plan["reason"]) == ("binlog.000002", "not in the archive")
+
+
 # ---------------------------------------------------------------- with a stand-in server
 class Server:
     """SHOW BINARY LOGS from files in a binlog directory (and those removed_by_hand, listed with size 0 as the
@@ -198,6 +211,18 @@ def test_an_open_gap_of_the_archive_refuses_the_purge_until_a_full_backup_covers
     assert server.statements == [] and len(server.files()) == 5
     backup = make_backup(settings, "29991231T030000Z-full", "2999-12-31T03:00:05Z")
     assert archive.purge_binlogs(settings, [backup], dry_run=True)["files"] == names(1, 2, 3)
+
+
+def test_binlogs_older_than_every_kept_backup_are_purged_once_retention_pruned_them(settings, server):
+    directory = archive.timeline_dir(settings, 1)
+    for name in names(1, 2):
+        os.unlink(os.path.join(directory, name))
+    with pytest.raises(OpsError, match="oldest binary log binlog.000001 is not in the binlog archive"):
+        archive.purge_binlogs(settings, [])
+    oldest = make_backup(settings, "20261123T030000Z-full", "2026-11-23T03:00:05Z", binlog="binlog.000003")
+    other = make_backup(settings, "20261120T030000Z-full", "2026-11-20T03:00:05Z", timeline=2, binlog="binlog.000001")
+    result = archive.purge_binlogs(settings, [other, oldest])
+    assert result["files"] == names(1, 2, 3) and server.files() == names(4, 5)
 
 
 def test_the_command_prints_the_result_as_json(settings, server, tmp_path, capsys):

@@ -57,7 +57,18 @@ def test_health_thresholds_merge_over_the_defaults(tmp_path):
     ("parallel", "two", "parallel='two' must be an integer"), ("log_dir", "logs", "log_dir='logs' must be an absolute"),
     ("source", "", "source='' must be primary or one host's name"),
     ("source", "db1 db2", "source='db1 db2' must be primary or one host's name"),
+    ("parallel", True, "parallel=True must be an integer"), ("throttle", 2.5, "throttle=2.5 must be an integer"),
+    ("datadir", 5, "datadir=5 must be an absolute path"),
 ])
 def test_bad_values_are_named(key, value, message):
     with pytest.raises(OpsError, match=message):
         ops_settings.load(None, {key: value})
+
+
+def test_a_null_or_wrongly_typed_setting_in_the_file_is_named_with_the_others(tmp_path):
+    path = tmp_path / "ops.json"
+    path.write_text(json.dumps({"datadir": None, "backup_dir": ["/x"], "retention_days": False}))
+    with pytest.raises(OpsError) as refused:
+        ops_settings.load(str(path))
+    assert str(refused.value) == ("backup_dir=['/x'] must be an absolute path other than /; datadir=None must be an "
+                                  "absolute path other than /; retention_days=False must be an integer")

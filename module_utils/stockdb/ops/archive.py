@@ -8,7 +8,7 @@ restarts, so its files go to a new timeline directory and never overwrite the ol
 A gap (a binlog purged from the server before it was archived) is recorded in <state_dir>/archive-gap.json
 until a full backup taken after it makes point-in-time recovery whole again.
 purge_binlogs() frees the server's disk (disk full) by PURGE BINARY LOGS, but only of files the archive
-holds whole, so the archive never gets a gap from it.
+holds whole (or that retention pruned from it: no kept backup needs them), so the archive never gets a gap from it.
 """
 
 import itertools
@@ -142,6 +142,27 @@ def open_gap(settings, backups):
     covered = any(b["type"] == "full" and b["timeline"] == gap["timeline"] and b["consistent_at"] > gap["at"]
                   for b in backups)
     return None if covered else gap
+
+
+def gap_crossed(settings, manifest, files, moment=None):
+    """The recorded gap that a replay of `files` (replay_files() of the backup `manifest`) would cross, or None.
+
+    The archiver resumes after the lost file and keeps its partial copy, so the file numbers run on without
+    a hole: only the record tells that the events after the end of that copy are missing. A replay from a
+    backup whose binlog file is the lost one or an older one crosses the gap, unless a time target (`moment`,
+    Unix seconds) stops it first, at an event at or after the moment up to the end of that copy. Whether a
+    full backup covers the gap (open_gap()) does not matter here: an older backup still replays across it.
+    """
+    gap = report.load_state(gap_path(settings))
+    if not gap or gap.get("timeline") != manifest["timeline"] or not files:
+        return None
+    lost = binlog_number(gap["lost"])
+    if binlog_number(manifest["binlog"]["file"]) > lost:
+        return None
+    before = [path for path in files if binlog_number(os.path.basename(path)) <= lost]
+    if moment is not None and reaches_moment(before, manifest["binlog"]["pos"], moment):
+        return None
+    return gap
 
 
 def complete_archive(settings, timeline, datadir, fetched_from_server=False):
@@ -302,6 +323,16 @@ def bytes_before(files, start_pos, moment):
     return total
 
 
+def reaches_moment(files, start_pos, moment):
+    """Whether files, from start_pos in the first one, hold an event at or after moment (Unix seconds): where
+    mariadb-binlog --stop-datetime stops. The newest files are read first."""
+    for index in reversed(range(len(files))):
+        start = int(start_pos) if index == 0 else BINLOG_MAGIC_BYTES
+        if any(when >= moment for _, when, _ in events(files[index], start)):
+            return True
+    return False
+
+
 def torn_tail(server_file, archived_file):
     """Bytes at the end of a server binlog that no reader can get, when the archived copy holds everything
     before them; else 0.
@@ -343,15 +374,18 @@ def same_event_lengths(server_file, archived_file):
     return end == os.path.getsize(archived_file)
 
 
-def purge_plan(on_server, archived, same=None, torn=None):
+def purge_plan(on_server, archived, same=None, torn=None, pruned_below=None):
     """What PURGE BINARY LOGS TO may remove: the server's binlogs from its oldest one on, while each is held
-    whole by the archive, never the server's current binlog nor the archive's newest file.
+    whole by the archive (or numbered below `pruned_below`), never the server's current binlog nor the
+    archive's newest file.
 
     on_server: [(name, size)] as SHOW BINARY LOGS lists them, oldest first (the last one is being written);
     archived: [(name, number, size)] of the current timeline; same(name) -> whether the archived copy has
     the content of the server's file, None when it cannot be told (same itself None: sizes are compared
     only); torn(name) -> the bytes of a torn tail
-    (torn_tail(): the archive holds all of the file that can be read). Returns dict(purge_to: the oldest file
+    (torn_tail(): the archive holds all of the file that can be read); pruned_below: the number of the oldest
+    binlog a kept backup of the timeline needs (catalogue.prune() removes the archived files before it, which
+    no recovery needs: the server's copies of them go too). Returns dict(purge_to: the oldest file
     kept or None, files: [(name, size)] to purge, stopped_at, reason). OpsError when the archive holds
     nothing, or lacks the server's oldest binlog (nothing at all could be purged safely).
     """
@@ -366,7 +400,9 @@ def purge_plan(on_server, archived, same=None, torn=None):
         if index == len(on_server) - 1:
             reason = "the server's current binlog"
         elif name not in held:
-            reason = "not in the archive"
+            # older than the oldest binlog a kept backup needs: retention pruned it from the archive, not lost
+            if pruned_below is None or binlog_number(name) >= pruned_below:
+                reason = "not in the archive"
         elif held[name] != size and not (torn is not None and torn(name) == size - held[name]):
             reason = f"the archive holds {held[name]} of its {size} bytes (the archiver is behind)"
         elif name == archived[-1][0]:
@@ -395,8 +431,9 @@ def binlog_disk(directory):
 def purge_binlogs(settings, backups, dry_run=False):
     """PURGE BINARY LOGS on the server up to what the archive of the current timeline holds whole.
 
-    backups: the catalogue (a recorded gap counts until a full backup covers it). Refuses while the archive
-    has a gap or holds nothing. Compares the archived copy byte for byte with the server's file where this
+    backups: the catalogue (a recorded gap counts until a full backup covers it; the server's binlogs older than
+    the oldest one its backups of the timeline need go too, as retention pruned them from the archive). Refuses
+    while the archive has a gap or holds nothing. Compares the archived copy byte for byte with the server's file where this
     host can read the binlog directory, else by size (a closed binlog and its archived copy are identical;
     only the file being written differs, in its in-use flag). dry_run: plan only. Returns what was (or would
     be) purged: purge_to (the oldest file kept), files, bytes, and after a purge bytes_freed and not_removed;
@@ -441,7 +478,8 @@ def purge_binlogs(settings, backups, dry_run=False):
         def torn(name):
             return torn_tail(os.path.join(binlog_dir, name), os.path.join(directory, name))
 
-        plan = purge_plan(on_server, archived, *((same, torn) if readable else (None, None)))
+        plan = purge_plan(on_server, archived, *((same, torn) if readable else (None, None)), pruned_below=min(
+            (binlog_number(b["binlog"]["file"]) for b in backups if b["timeline"] == timeline), default=None))
         result = dict(dry_run=bool(dry_run), timeline=timeline, purge_to=plan["purge_to"],
                       files=[name for name, _ in plan["files"]], bytes=sum(size for _, size in plan["files"]),
                       compared=("size (encrypted binlogs)" if encrypted else "content") if readable else "size",

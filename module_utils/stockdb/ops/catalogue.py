@@ -110,11 +110,14 @@ def parse_target(restore_to):
 
 
 def reaches(manifest, target):
-    """True when `target` lies at or after the backup's consistent point (replay can reach it)."""
+    """True when `target` lies at or after the backup's consistent point (replay can reach it).
+
+    consistent_at is taken after the copy, to the second: the backup may hold transactions of that very second,
+    which a time target of that second leaves out (the replay stops at the first event at or after it)."""
     if target is None or target["kind"] == "end":
         return True
     if target["kind"] == "time":
-        return parse_utc(manifest["consistent_at"]) <= target["moment"]
+        return parse_utc(manifest["consistent_at"]) < target["moment"]
     have = gtid_seqs(manifest["binlog"]["gtid"])
     return all(have.get(domain, 0) <= seq for domain, seq in target["seqs"].items())
 
@@ -126,7 +129,7 @@ def pick_backup(settings, name, target):
         manifest = find_backup(settings, name)
         if not reaches(manifest, target):
             raise OpsError(f"backup {name} is consistent at {manifest['consistent_at']} (GTID {manifest['binlog']['gtid']}), "
-                           f"after restore_to={target['text']}: it cannot restore to an earlier point; name an older "
+                           f"not before restore_to={target['text']}: it cannot restore to an earlier point; name an older "
                            "backup or leave the backup to be chosen")
         return manifest
     if target is None:

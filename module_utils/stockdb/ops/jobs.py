@@ -43,7 +43,8 @@ def state_path(settings, job):
 
 
 def run_job(settings, job, work, subject=""):
-    """Run work(state) -> Outcome for a job and record the outcome; returns it (never raises for a failure)."""
+    """Run work(state) -> Outcome for a job and record the outcome; returns it (never raises for a failure).
+    subject: words for the log and alert lines, or a function returning them once work has run (what work decided)."""
     host.lower_priority()
     state = report.load_state(state_path(settings, job))
     try:
@@ -52,7 +53,7 @@ def run_job(settings, job, work, subject=""):
     except Exception as exc:  # noqa: BLE001 - any failure is recorded, then returned to the caller
         outcome = Outcome(ok=False, problem=str(exc) if isinstance(exc, OpsError) else f"{type(exc).__name__}: {exc}",
                           error=exc)
-    record(settings, job, state, outcome, subject)
+    record(settings, job, state, outcome, subject() if callable(subject) else subject)
     return outcome
 
 
@@ -170,9 +171,11 @@ def backup_job(settings, kind="full", here=False, intraday=False):
     retention. Returns dict(manifest, pruned, skipped):
     skipped is why nothing was taken (this host is not the backup source; `here` takes it anyway), else None.
     Raises OpsError."""
-    kind = backup.resolve_kind(settings, kind)
+    asked = kind
 
     def work(state):
+        nonlocal kind
+        kind = backup.resolve_kind(settings, asked)  # "auto": decided under the lock, a failure recorded
         why = None if here else not_source(settings)
         if why:  # retention still applies to what this host keeps: its archive, a former source's backups
             pruned = catalogue.prune(settings)
@@ -191,7 +194,7 @@ def backup_job(settings, kind="full", here=False, intraday=False):
             line += f" removed_interrupted={','.join(interrupted)}"
         return Outcome(ok=True, line=line, value=dict(manifest=manifest, pruned=pruned, skipped=None))
 
-    return raise_for(run_job(settings, BACKUP, work, f"type={kind}"))
+    return raise_for(run_job(settings, BACKUP, work, lambda: f"type={kind}"))
 
 
 # --------------------------------------------------------------------------- verify

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import time
+from datetime import datetime, timezone
 
 from .. import report
 from . import OpsError, archive, catalogue, connection, host, integrity, mariabackup, packing, replay, rto, scratch
@@ -25,10 +26,27 @@ def plan(settings, name=None, restore_to=None):
     if manifest["binlog"]["gtid"]:
         catalogue.check_gtid(manifest["binlog"]["gtid"], f"the GTID in the manifest of {manifest['name']}")
     files = archive.replay_files(settings, manifest) if target else []
+    _refuse_gap(settings, manifest, files, target)
     live = host.service_active(settings["service"]) or bool(os.path.isdir(datadir) and os.listdir(datadir))
     return dict(backup=manifest["name"], chain=[m["name"] for m in chain], restore_to=restore_to,
                 binlog_files=[os.path.basename(f) for f in files], datadir=datadir, replaced_live_datadir=live,
                 backup_gtid=manifest["binlog"]["gtid"], _manifest=manifest, _chain=chain, _target=target)
+
+
+def _refuse_gap(settings, manifest, files, target):
+    """OpsError when replaying `files` towards `target` would cross a recorded gap of the archive."""
+    gap = archive.gap_crossed(settings, manifest, files,
+                              moment=target["moment"].timestamp() if target and target["kind"] == "time" else None)
+    if not gap:
+        return
+    copy = os.path.join(archive.timeline_dir(settings, gap["timeline"]), gap["lost"])
+    held = f"{os.path.getsize(copy)} bytes" if os.path.isfile(copy) else "none"
+    raise OpsError(f"the binlog archive of timeline {gap['timeline']} has a gap: {gap['lost']} was purged from the server "
+                   f"before it was archived (the archive holds {held} of it) and archiving resumed at "
+                   f"{gap['resumed_at']} (recorded {gap['at']}); replaying from backup {manifest['name']} "
+                   f"({manifest['binlog']['file']}:{manifest['binlog']['pos']}) to restore_to={target['text']} would "
+                   "cross it and silently leave out what was lost. Restore to a time before the gap, restore the backup "
+                   "itself (no restore_to), or restore from a backup taken after the gap")
 
 
 def restore(settings, name=None, restore_to=None, confirm=False, ack_log=None, ack_until=None, dry_run=False,
@@ -72,13 +90,9 @@ def _public(p):
 def _fetch_last_binlogs(settings, timeline):
     """While the server still runs: end writes (read_only; the restore replaces what follows anyway), then fetch
     what the archiver had not streamed yet over the replication protocol, decrypted by the server (an encrypted
-    binlog in the datadir is of no use to the replay). Writes are allowed again if the fetch fails."""
+    binlog in the datadir is of no use to the replay). execute() allows writes again if this fails."""
     _set_read_only(settings, "ON")
-    try:
-        return archive.fetch_from_server(settings, timeline)
-    except BaseException:
-        _set_read_only(settings, "OFF")
-        raise
+    return archive.fetch_from_server(settings, timeline)
 
 
 def _set_read_only(settings, value):
@@ -100,25 +114,31 @@ def execute(settings, p):
         prepared = mariabackup.materialize(settings, p["_chain"], staging, timings)
         old_timeline = archive.current_timeline(settings)
         host.systemctl("stop", settings["archiver_service"])
-        fetched = host.service_active(settings["service"])
-        if fetched:
-            result["archived_from_server"] = _fetch_last_binlogs(settings, old_timeline)
-        t_down = time.monotonic()
+        fetched = False
         try:
+            fetched = host.service_active(settings["service"])
+            if fetched:
+                result["archived_from_server"] = _fetch_last_binlogs(settings, old_timeline)
+            t_down = time.monotonic()
             host.systemctl("stop", settings["service"])
-        except BaseException:
-            if fetched:  # still running: writes and the archiver as they were
-                _set_read_only(settings, "OFF")
+        except BaseException as exc:  # still running: the archiver and writes as they were
             subprocess.run(["systemctl", "start", settings["archiver_service"]], check=False)
+            if fetched:
+                try:
+                    _set_read_only(settings, "OFF")
+                except OpsError as again:
+                    raise OpsError(f"{exc}; and read_only stays ON: {again}") from exc
             raise
         timings["stop_s"] = round(time.monotonic() - t_down, 3)
         replaced = f"{datadir}.replaced-{stamp}"
+        failed = f"{datadir}.failed-restore-{stamp}"
         moved = os.path.isdir(datadir)
-        if moved:
-            host.move_contents(datadir, replaced)
         result["replaced_datadir"] = replaced
+        swapped = not moved  # until the move aside is done, a roll back puts back only what it moved
         try:
             if moved:
+                host.move_contents(datadir, replaced)
+                swapped = True
                 result["archived_from_datadir"] = archive.complete_archive(settings, old_timeline, replaced,
                                                                            fetched_from_server=fetched)
             t1 = time.monotonic()
@@ -132,8 +152,13 @@ def execute(settings, p):
             host.systemctl("start", settings["archiver_service"])
             timings["downtime_s"] = round(time.monotonic() - t_down, 3)
         except BaseException as exc:
-            raise OpsError(roll_back(settings, datadir, replaced, f"{datadir}.failed-restore-{stamp}", old_timeline)
-                           + f": {exc}") from exc
+            try:
+                rolled_back = roll_back(settings, datadir, replaced, failed if swapped else None, old_timeline)
+            except Exception as again:  # noqa: BLE001 - the operator must learn both, and where the data is
+                raise OpsError(f"restore failed: {exc}; and so did putting the previous datadir back: {again}. The "
+                               f"replaced datadir is in {replaced}, the failed attempt in {datadir} or {failed}; "
+                               "MariaDB and the archiver may be stopped") from exc
+            raise OpsError(f"{rolled_back}: {exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     timings["total_s"] = round(time.monotonic() - t0, 3)
@@ -157,6 +182,11 @@ def _replay_privately(settings, manifest, target, datadir, timings, result):
     if target:
         files = archive.replay_files(settings, manifest)  # again: complete_archive may have added some
         result["binlog_files"] = [os.path.basename(f) for f in files]
+        # Fetched from the running server, the archive holds everything up to now: a time after its newest event
+        # is a quiet stretch. Without the server (stopped, or its datadir lost) nothing says what came after.
+        if (target["kind"] == "time" and "archived_from_server" not in result
+                and not archive.reaches_moment(files, start, target["moment"].timestamp())):
+            _refuse_time_past_archive(files, target)
         t1 = time.monotonic()
         how = replay.prepare(settings["replay_parallel_threads"], files, start, relay_dir,
                              moment=target["moment"].timestamp() if target["kind"] == "time" else None,
@@ -193,6 +223,18 @@ def _replay_privately(settings, manifest, target, datadir, timings, result):
     return reached
 
 
+def _refuse_time_past_archive(files, target):
+    """OpsError: the archive, not brought level with a running server, ends before a time target, so what was
+    committed up to it cannot be told (as for a GTID target the archive does not reach)."""
+    newest = max((when for _, when, _ in archive.events(files[-1])), default=None)
+    last = os.path.basename(files[-1])
+    at = (f"its newest event, in {last}, is of {report.utc_stamp(datetime.fromtimestamp(newest, timezone.utc))}"
+          if newest is not None else f"it ends with {last}")
+    raise OpsError(f"the binlog archive ends before restore_to={target['text']} ({at}) and MariaDB was not running to "
+                   "bring it up to date: what was committed after it until then may not be archived. Restore to 'end' "
+                   "(everything archived) or to an earlier time")
+
+
 def _replayed_bytes(files, manifest, target, how):
     """Binlog bytes a replay to target went through; None for a GTID target (no byte count without decoding)."""
     start = manifest["binlog"]["pos"]
@@ -206,8 +248,12 @@ def _replayed_bytes(files, manifest, target, how):
 
 
 def roll_back(settings, datadir, replaced, failed, old_timeline):
-    """Put the replaced datadir back and start the server; returns what the operator must know."""
-    host.move_contents(datadir, failed)
+    """Put the replaced datadir back and start the server; returns what the operator must know. failed: where
+    the datadir's contents go first (None: they are what moving it aside left, the previous files)."""
+    kept = ""
+    if failed and os.path.isdir(datadir):  # no datadir: the restore failed before it moved files into one
+        host.move_contents(datadir, failed)
+        kept = f"; the failed attempt is kept in {failed}"
     if os.path.isdir(replaced):
         host.move_contents(replaced, datadir)
         os.rmdir(replaced)
@@ -215,7 +261,7 @@ def roll_back(settings, datadir, replaced, failed, old_timeline):
     for unit in (settings["service"], settings["archiver_service"]):
         subprocess.run(["systemctl", "start", unit], check=False)
     running = "and running" if host.service_active(settings["service"]) else "but MariaDB did not start"
-    return f"restore failed, the previous datadir is back in place {running}; the failed attempt is kept in {failed}"
+    return f"restore failed, the previous datadir is back in place {running}{kept}"
 
 
 def replaced_datadirs(settings):
@@ -223,8 +269,14 @@ def replaced_datadirs(settings):
     return sorted(os.path.join(parent, e) for e in os.listdir(parent) if e.startswith(base + ".replaced-"))
 
 
-def drop_replaced(settings):
+def drop_replaced(settings, confirm=False, dry_run=False):
+    """Delete the datadirs earlier restores kept aside (the only copy of the data they replaced): only with
+    `confirm`. Returns their paths (dry_run: what would go)."""
     dropped = replaced_datadirs(settings)
-    for path in dropped:
-        shutil.rmtree(path)
+    if dropped and not confirm:
+        raise OpsError(f"refusing to delete {', '.join(dropped)} (the datadirs earlier restores replaced, kept aside) "
+                       "without confirm=true (restore.yml: -e restore_drop_replaced=true)")
+    if not dry_run:
+        for path in dropped:
+            shutil.rmtree(path)
     return dropped

@@ -93,9 +93,10 @@ def validate(s):
     """Raise OpsError listing every setting that is wrong."""
     problems = []
     for key in ("backup_dir", "datadir", "verify_dir", "state_dir", "log_dir"):
-        if not str(s[key]).startswith("/") or s[key].rstrip("/") in ("", "/"):
+        if not isinstance(s[key], str) or not s[key].startswith("/") or s[key].rstrip("/") in ("", "/"):
             problems.append(f"{key}={s[key]!r} must be an absolute path other than /")
-    if os.path.realpath(s["backup_dir"]).startswith(os.path.realpath(s["datadir"]).rstrip("/") + "/"):
+    if (isinstance(s["backup_dir"], str) and isinstance(s["datadir"], str)
+            and os.path.realpath(s["backup_dir"]).startswith(os.path.realpath(s["datadir"]).rstrip("/") + "/")):
         problems.append(f"backup_dir {s['backup_dir']} must not be inside the datadir {s['datadir']}")
     checks = (
         ("compress_level", 1, 19), ("throttle", 0, None), ("log_copy_interval_ms", 10, 1000), ("parallel", 1, None),
@@ -105,6 +106,8 @@ def validate(s):
     )
     for key, low, high in checks:
         try:
+            if isinstance(s[key], (bool, float)):  # int() would take true as 1 and 2.5 as 2
+                raise TypeError(key)
             value = int(s[key])
         except (TypeError, ValueError):
             problems.append(f"{key}={s[key]!r} must be an integer")
