@@ -25,8 +25,9 @@ options:
     type: str
   before_time:
     description:
-      - Time of the bad statement, ISO 8601 with its UTC offset (C(2026-12-04T15:00:00+09:00)). The stop is before
-        the first transaction at or after it (binlog times are whole seconds).
+      - Time of the bad statement, ISO 8601 with its UTC offset (C(2026-12-04T15:00:00+09:00)). Binlog times are
+        whole seconds, so a fraction of a second is dropped, and the stop is before the first transaction logged in that
+        second or later.
     type: str
   login_unix_socket:
     description: The primary's server socket (root connects through it).

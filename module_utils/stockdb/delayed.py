@@ -10,6 +10,7 @@ from the event headers.
 """
 
 import datetime
+import math
 import re
 import subprocess
 
@@ -42,14 +43,19 @@ def parse_position(text):
 
 
 def parse_time(text):
-    """An ISO 8601 time with its UTC offset ('2026-12-04T15:00:00+09:00', '...Z') -> Unix seconds."""
+    """An ISO 8601 time with its UTC offset ('2026-12-04T15:00:00+09:00', '...Z') -> whole Unix seconds.
+
+    A fraction of a second is dropped (floored): the binlog's event times are whole seconds, so a statement
+    logged at 15:02:00 may have run at 15:02:00.7, and a stop at '15:02:00.700' must still be before it. The
+    stop is then before the first transaction logged in that second or later.
+    """
     try:
         moment = datetime.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
     except ValueError:
         raise DelayedError(f"before_time {text!r} is not an ISO 8601 time such as 2026-12-04T15:00:00+09:00") from None
     if moment.tzinfo is None:
         raise DelayedError(f"before_time {text!r} has no UTC offset: say which time zone it is in, e.g. {text}+09:00")
-    return moment.timestamp()
+    return math.floor(moment.timestamp())
 
 
 def gtid_events(lines):
@@ -84,6 +90,9 @@ def _name(gtid):
 def plan(events, applied, before_gtid=None, before_time=None):
     """Where to stop: the last transaction before the bad one (given by GTID, or as the first at or after a time).
 
+    A time's fraction of a second is dropped (parse_time): the bad one is the first transaction logged in its
+    second or later.
+
     events: [(seconds, gtid)] in binlog order from at or before the applied position; applied: the delayed
     replica's gtid_slave_pos as parse_position() gives it. Returns {bad_gtid, bad_at, stop_gtid, transactions}:
     stop_gtid is what START SLAVE UNTIL master_gtid_pos needs, transactions how many it will apply.
@@ -116,12 +125,14 @@ def plan(events, applied, before_gtid=None, before_time=None):
                                f"{_name(applied[domain])}: check the GTID (mariadb-binlog on the primary shows them)")
         index = found[0]
     else:
+        # The first transaction at or after the moment may be one it applied already, with later ones waiting.
+        before = [when for when, gtid in events if gtid[0] == domain and gtid[2] <= done and when >= moment]
+        if before:
+            raise DelayedError(f"the delayed replica already applied transactions from {before_time} on (it is at "
+                               f"{_name(applied[domain])}): it holds the damage too. Recover by point-in-time restore "
+                               "(or, if the bad one is a later transaction of that second, give its GTID as before_gtid).")
         found = [i for i, (when, _) in enumerate(later) if when >= moment]
         if not found:
-            before = [when for when, gtid in events if gtid[0] == domain and gtid[2] <= done and when >= moment]
-            if before:
-                raise DelayedError(f"the delayed replica already applied transactions from {before_time} on (it is at "
-                                   f"{_name(applied[domain])}): it holds the damage too. Recover by point-in-time restore.")
             raise DelayedError(f"no transaction in the primary's binlog at or after {before_time}: nothing to stop before")
         index = found[0]
     bad_at, bad = later[index]

@@ -39,6 +39,28 @@ def test_a_time_stops_before_the_first_transaction_at_or_after_it():
     assert (plan["bad_gtid"], plan["stop_gtid"], plan["transactions"]) == ("0-11-101", "0-11-100", 0)
 
 
+
+@pytest.mark.parametrize("before_time", ["2026-12-04T19:14:17.700Z", "2026-12-05T04:14:17.999999+09:00",
+                                         "2026-12-04T19:14:17Z", "2026-12-04T19:14:16.001Z"])
+def test_a_time_within_the_second_a_transaction_was_logged_in_stops_before_it(before_time):
+    # the binlog logs 0-12-103 at 19:14:17 (whole seconds); it may have run at 19:14:17.7: the stop is before it
+    plan = delayed.plan(EVENTS, delayed.parse_position("0-11-100"), before_time=before_time)
+    assert (plan["bad_gtid"], plan["stop_gtid"], plan["transactions"]) == ("0-12-103", "0-12-102", 2)
+
+
+def test_a_fraction_of_a_second_is_dropped_from_the_time():
+    assert delayed.parse_time("2026-12-04T19:14:17.700+00:00") == delayed.parse_time("2026-12-04T19:14:17Z") == T + 4
+    assert delayed.parse_time("2026-12-04T19:14:16.999Z") == T + 3
+    # the next whole second is the next transaction's
+    plan = delayed.plan(EVENTS, delayed.parse_position("0-11-100"), before_time="2026-12-04T19:14:18.000Z")
+    assert (plan["bad_gtid"], plan["stop_gtid"]) == ("0-12-104", "0-12-103")
+
+
+def test_a_time_within_the_second_of_a_transaction_already_applied_is_refused():
+    # 0-12-103 (logged at 19:14:17) is applied: a bad statement at 19:14:17.5 may be it, the replica holds it
+    with pytest.raises(DelayedError, match="already applied transactions from"):
+        delayed.plan(EVENTS, delayed.parse_position("0-12-103"), before_time="2026-12-04T19:14:17.500Z")
+
 def test_the_next_transaction_bad_means_nothing_to_apply():
     plan = delayed.plan(EVENTS, delayed.parse_position("0-12-102"), before_gtid="0-12-103")
     assert (plan["stop_gtid"], plan["transactions"]) == ("0-12-102", 0)

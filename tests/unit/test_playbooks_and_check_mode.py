@@ -33,6 +33,49 @@ def test_restore_playbook_refuses_more_than_one_host(tmp_path):
     assert "refuses to run on 2 hosts (db1, db2): name the one to restore with --limit HOST" in proc.stdout
 
 
+
+def playbook(tmp_path, name, *args, host_vars=None):
+    """Run a playbook on three local 'database hosts' (their servers do not answer); (return code, output)."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    mariadb:\n      hosts:\n" + "".join(
+        f"        {host}: {{ansible_connection: local{(', ' + host_vars[host]) if host in (host_vars or {}) else ''}}}\n"
+        for host in ("db1", "db2", "db3")))
+    proc = subprocess.run([BIN / "ansible-playbook", "-i", str(inventory), f"playbooks/{name}",
+                           "-e", f"ansible_python_interpreter={sys.executable}", *args],
+                          capture_output=True, text=True, env=dict(ENV, ANSIBLE_STDOUT_CALLBACK="default"), cwd=REPO)
+    return proc.returncode, " ".join(proc.stdout.split())
+
+
+@pytest.mark.parametrize("timeout", ["0", "3601", "ten"])
+def test_failover_refuses_a_timeout_stockdb_promote_would_refuse_before_it_reads_or_fences(tmp_path, timeout):
+    rc, out = playbook(tmp_path, "failover.yml", "-e", "failover_confirm=true", "-e", f"failover_apply_timeout={timeout}")
+    assert rc != 0
+    assert f"failover_apply_timeout whole seconds in 1..3600 (got {timeout})" in out
+    assert "Read what this database host is in replication" not in out
+
+
+def test_a_rebuild_is_refused_unless_limited_or_the_hosts_are_listed(tmp_path):
+    rc, out = playbook(tmp_path, "replica_provision.yml", "-e", "mariadb_replication_primary=db1",
+                       "-e", "replica_confirm_rebuild=true")
+    assert rc != 0
+    assert "replica_confirm_rebuild=true replaces the data of every replica it reaches: choose them" in out
+    rc, out = playbook(tmp_path, "replica_provision.yml", "-e", "mariadb_replication_primary=db1",
+                       "-e", "replica_confirm_rebuild=true", "-e", '{"replica_rebuild_hosts": ["db9"]}')
+    assert rc != 0 and "replica_rebuild_hosts names hosts outside the mariadb group: db9" in out
+
+
+@pytest.mark.parametrize("chosen, named", [(["-l", "mariadb"], False), (["-l", "db*"], False),
+                                           (["-l", "db2,db3"], True), (["-e", '{"replica_rebuild_hosts": ["db3"]}'], True)])
+def test_a_delayed_replica_is_rebuilt_only_when_named(tmp_path, chosen, named):
+    rc, out = playbook(tmp_path, "replica_provision.yml", "-e", "mariadb_replication_primary=db1",
+                       "-e", "replica_confirm_rebuild=true", *chosen, host_vars={"db3": "mariadb_replication_delay: 60"})
+    assert rc != 0
+    refused = "a delayed replica (mariadb_replication_delay), chosen only by a pattern" in out
+    assert refused is not named, out
+    # named, it passes the guard and stops at the next check: no server here answers, so no primary
+    assert ("A replica is built from the one writable host" in out) is named, out
+
+
 @pytest.fixture
 def config(tmp_path):
     path = tmp_path / "ops.json"
