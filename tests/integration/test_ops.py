@@ -297,6 +297,13 @@ def test_the_timers_are_scheduled(host, drill):
     runs = host.check_output(f"TZ=UTC systemd-analyze calendar --iterations=14 '{default}'")
     times = re.findall(r"(?:Next elapse|Iter\. #\d+): \w{3} \S+ (\d\d:\d\d):00 UTC", runs)
     assert sorted(times) == [f"{h:02d}:{m:02d}" for h in range(7) for m in (0, 30)], runs  # 09:00..15:30 KST
+    # verification twice: after the night's full, and (the tests set it far ahead) after the session, of the day's chain
+    verify = host.check_output("systemctl show -p TimersCalendar stockdb-backup-verify.timer")
+    assert "*-*-* 04:30:00" in verify and "2099-01-01 16:00:00 Asia/Seoul" in verify, verify
+    default = yaml.safe_load((ROOT / "roles/backup/defaults/main.yml").read_text())["backup_verify_intraday_on_calendar"]
+    runs = host.check_output(f"TZ=UTC systemd-analyze calendar --iterations=5 '{default}'")
+    assert set(re.findall(r"(?:Next elapse|Iter\. #\d+): (\w{3}) \S+ (\d\d:\d\d):00 UTC", runs)) == {
+        (day, "07:00") for day in ("Mon", "Tue", "Wed", "Thu", "Fri")}, runs  # 16:00 KST, after the last at 15:30
     # under memory pressure the kernel kills a job, never MariaDB
     for job in ("stockdb-backup", "stockdb-backup-intraday", "stockdb-backup-verify", "stockdb-healthcheck"):
         assert host.check_output(f"systemctl show -p OOMScoreAdjust {job}.service").strip() == "OOMScoreAdjust=1000"

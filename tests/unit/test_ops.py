@@ -424,6 +424,19 @@ def test_the_job_units_have_a_deadline(role_vars):
     assert "\nTimeoutStartSec=infinity\n" in unit("stockdb-backup-verify", backup_job_timeout_minutes=0)
 
 
+def test_the_verification_runs_after_the_nights_full_and_after_the_session_unless_unset(role_vars):
+    def calendars(job, **overrides):
+        item = next(j for j in role_vars("backup", **overrides)["_backup_jobs"] if j["name"] == job)
+        timer = role_vars("backup", item=item, ansible_managed="", **overrides).render(
+            "roles/backup/templates/etc/systemd/system/stockdb-job.timer.j2")
+        return [line.split("=", 1)[1] for line in timer.splitlines() if line.startswith("OnCalendar=")]
+
+    assert calendars("stockdb-backup-verify") == ["*-*-* 04:30:00", "Mon..Fri *-*-* 16:00:00 Asia/Seoul"]
+    assert calendars("stockdb-backup-verify", backup_verify_intraday_on_calendar="") == ["*-*-* 04:30:00"]
+    assert calendars("stockdb-backup-verify", backup_verify_on_calendar="", backup_verify_intraday_on_calendar="") == []
+    assert calendars("stockdb-backup") == ["*-*-* 03:00:00"]
+
+
 @pytest.mark.parametrize("intraday, intraday_setting, taken", [
     (False, False, True),   # the nightly full (and any backup taken by hand): checksums, compressed
     (True, False, False),   # the intraday job, the role's default: neither, trading keeps the server's CPU and disk
