@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -301,6 +302,39 @@ def test_retention_never_drops_below_the_minimum_of_full_backups(settings):
     assert catalogue.prune(settings, now)["backups"] == []
 
 
+
+def test_scheduled_incrementals_take_a_full_once_the_newest_full_is_older_than_retention_so_chains_age_out(
+        settings, monkeypatch):
+    """backup_scheduled_type incremental: one chain on the first full for ever would never age out (retention drops a
+    chain only when all of it is old), and every backup and archived binlog would be kept."""
+    start = datetime(2026, 11, 1, 3, 0, tzinfo=timezone.utc)
+    clock = dict(now=start)
+    monkeypatch.setattr(report, "utc_now", lambda: clock["now"])
+
+    def take(s, kind, intraday=False):  # a backup each day, in the next binlog file
+        newest = (catalogue.list_backups(s) or [None])[-1]
+        name = f"{clock['now'].strftime('%Y%m%dT%H%M%SZ')}-{kind}"
+        day = (clock["now"] - start).days
+        return dict(make_backup(s, name, report.utc_stamp(clock["now"]), binlog=f"binlog.{day + 1:06d}",
+                                chain=newest["chain"] + [name] if kind == "incremental" else None),
+                    size_bytes=1, duration_s=1.0)
+
+    monkeypatch.setattr(backup, "take", take)
+    jobs.backup_job(settings, "full", here=True)
+    for day in range(1, 31):
+        clock["now"] = start + timedelta(days=day)
+        jobs.backup_job(settings, "incremental", here=True)
+    kept = catalogue.list_backups(settings)
+    assert [b["name"] for b in kept if b["type"] == "full"] == ["20261117T030000Z-full", "20261125T030000Z-full"]
+    assert kept[0]["name"] == "20261117T030000Z-full" and len(kept) == 15
+    log = open(os.path.join(settings["log_dir"], "backup.log"), encoding="utf-8").read()
+    assert (" OK 20261109T030000Z-full type=full " in log and "full_instead_of_incremental: the newest full backup of "
+            "timeline 1, 20261101T030000Z-full, is older than retention_days=7: an incremental on it would keep its "
+            "chain from ever aging out\n" in log)
+    assert backup.resolve_kind(settings, "incremental") == "incremental"
+    assert backup.resolve_kind(settings, "full") == "full"
+
+
 # --------------------------------------------------------------------------- materialize
 
 
@@ -577,7 +611,7 @@ def test_an_archive_gap_is_a_metric_until_a_full_backup_covers_it(settings):
                                                     encoding="utf-8").read()
     make_backup(settings, "20200101T030000Z-full", "2020-01-01T03:00:05Z")  # older than the gap: not enough
     assert jobs.gap_metric(settings)
-    make_backup(settings, "29991231T030000Z-full", "2999-12-31T03:00:05Z")
+    make_backup(settings, "29991231T030000Z-full", "2999-12-31T03:00:05Z", binlog="binlog.000005")
     assert jobs.gap_metric(settings) is None
     assert "stockdb_binlog_archive_gap 0\n" in open(os.path.join(settings["metrics_dir"], "stockdb_binlog_archive_gap.prom"),
                                                     encoding="utf-8").read()
@@ -669,6 +703,92 @@ def test_a_replay_across_a_recorded_gap_of_the_archive_is_refused(settings):
 
 def names_of(*numbers):
     return [f"binlog.{n:06d}" for n in numbers]
+
+
+def test_every_gap_of_the_archive_is_kept_and_the_oldest_one_no_full_backup_covers_is_open(settings):
+    # the state file of a release that kept one gap holds it alone: it is read as the first gap
+    report.save_state(archive.gap_path(settings), dict(timeline=1, lost="binlog.000003", resumed_at="binlog.000004",
+                                                       at="2026-11-20T10:00:00Z"))
+    later = archive.record_gap(settings, 1, "binlog.000007", "binlog.000008")
+    assert archive.record_gap(settings, 1, "binlog.000007", "binlog.000008") == later  # found again: one record
+    assert jobs.gap_metric(settings)["lost"] == "binlog.000003"  # the older gap is still open
+    assert [g["lost"] for g in archive.recorded_gaps(settings)] == names_of(3, 7)
+    between = make_backup(settings, "20261121T030000Z-full", "2026-11-21T03:00:05Z", binlog="binlog.000005")
+    assert archive.open_gap(settings, [between]) == later
+    after = make_backup(settings, "20261122T030000Z-full", "2026-11-22T03:00:05Z", binlog="binlog.000008")
+    assert archive.open_gap(settings, [between, after]) is None
+
+
+def test_a_replay_meets_the_first_of_the_recorded_gaps_it_crosses(settings):
+    gapped_archive(settings)  # binlog.000003 lost, resumed at binlog.000004
+    timed_binlog(os.path.join(archive.timeline_dir(settings, 1), "binlog.000005"), 1200, 1210)
+    archive.record_gap(settings, 1, "binlog.000004", "binlog.000005")  # binlog.000004 lost too, later
+    old = make_backup(settings, "19700101T000000Z-full", "1970-01-01T00:00:01Z", binlog="binlog.000002")
+    with pytest.raises(OpsError, match=r"has a gap: binlog.000003 was purged"):
+        restore.plan(settings, old["name"], "end")
+    middle = make_backup(settings, "19700101T001825Z-full", "1970-01-01T00:18:25Z", binlog="binlog.000004")
+    with pytest.raises(OpsError, match=r"has a gap: binlog.000004 was purged"):
+        restore.plan(settings, middle["name"], "end")
+    assert restore.plan(settings, old["name"], utc(1030))["binlog_files"] == names_of(2, 3, 4, 5)
+
+
+def test_a_full_backup_covers_a_gap_when_its_binlog_position_is_after_the_resume_whatever_its_second(settings):
+    gap = archive.record_gap(settings, 1, "binlog.000003", "binlog.000004")
+    # consistent in the very second the gap was recorded, at the file where archiving resumed: it covers it
+    same_second = make_backup(settings, "20261121T030000Z-full", gap["at"], binlog="binlog.000004")
+    assert archive.open_gap(settings, [same_second]) is None
+    # consistent after the gap was recorded, but its binlog position is in the lost file: its copy ended before
+    # the purge (consistent_at is taken after the copy), and a replay from it crosses the gap
+    later = report.utc_stamp(catalogue.parse_utc(gap["at"]) + timedelta(seconds=5))
+    before = make_backup(settings, "20261120T030000Z-full", later, binlog="binlog.000003")
+    assert archive.open_gap(settings, [before]) == gap
+
+
+def backup_with_checksum_point(settings, binlog_file, binlog_pos):
+    manifest = make_backup(settings, "19700101T000000Z-full", "1970-01-01T00:00:01Z", binlog="binlog.000002")
+    manifest["checksums"] = dict(binlog_file=binlog_file, binlog_pos=binlog_pos, database="stockdb", tables={})
+    with open(os.path.join(manifest["path"], "manifest.json"), "w", encoding="utf-8") as handle:
+        json.dump({k: v for k, v in manifest.items() if k != "path"}, handle)
+    return manifest
+
+
+@pytest.mark.parametrize("point", [("binlog.000003", 200), ("binlog.000004", 54)])
+def test_a_verification_whose_replay_would_cross_a_gap_names_it_instead_of_a_checksum_mismatch(settings, monkeypatch,
+                                                                                                point):
+    from stockdb.ops import verification
+
+    gapped_archive(settings)  # the archive holds 104 bytes of binlog.000003
+    manifest = backup_with_checksum_point(settings, *point)
+    restored = []
+    monkeypatch.setattr(verification, "workspace", lambda *args: nullcontext(str(settings["verify_dir"])))
+    monkeypatch.setattr(mariabackup, "materialize", lambda s, chain, work: restored.append(work) or work)
+    monkeypatch.setattr(verification, "copy_server", lambda *args: nullcontext(type("Server", (), dict(socket="s"))))
+    monkeypatch.setattr(integrity, "check_restored", lambda s, socket: dict(checks={"ok": 1}, failures=[]))
+    monkeypatch.setattr(verification.replay, "prepare", lambda *args, **kwargs: pytest.fail("replayed across the gap"))
+    result = verification.verify(settings, manifest["name"])
+    assert len(result["problems"]) == 1 and result["problems"][0].startswith(
+        f"the replay to the checksum point ({point[0]}:{point[1]}) would cross a gap of the binlog archive of timeline 1: "
+        "binlog.000003 was purged from the server before it was archived and archiving resumed at binlog.000004")
+    assert restored and result["invariants"] == {"ok": 1} and "tables" not in result
+
+
+def test_a_verification_whose_checksum_point_the_archive_holds_before_a_gap_replays(settings, monkeypatch):
+    from stockdb.ops import verification
+
+    class Replayed(Exception):
+        pass
+
+    def prepare(threads, files, start, relay, stop_pos):
+        raise Replayed([os.path.basename(f) for f in files], stop_pos)
+
+    gapped_archive(settings)
+    manifest = backup_with_checksum_point(settings, "binlog.000003", 104)  # the whole copy of the lost file
+    monkeypatch.setattr(verification, "workspace", lambda *args: nullcontext(str(settings["verify_dir"])))
+    monkeypatch.setattr(mariabackup, "materialize", lambda s, chain, work: work)
+    monkeypatch.setattr(verification.replay, "prepare", prepare)
+    with pytest.raises(Replayed) as replayed:
+        verification.verify(settings, manifest["name"])
+    assert replayed.value.args == (names_of(2, 3), 104)
 
 
 def test_a_time_target_after_the_end_of_an_archive_no_running_server_completed_is_refused(settings, monkeypatch):

@@ -6,7 +6,8 @@ Layout under <backup_dir>/binlog/:
 A timeline is the binlog history of one lineage of the data: after a restore the server's binlog
 restarts, so its files go to a new timeline directory and never overwrite the old ones.
 A gap (a binlog purged from the server before it was archived) is recorded in <state_dir>/archive-gap.json
-until a full backup taken after it makes point-in-time recovery whole again.
+(every gap, kept: a replay from an older backup still crosses it); it is open until a full backup taken after it
+makes point-in-time recovery whole again.
 purge_binlogs() frees the server's disk (disk full) by PURGE BINARY LOGS, but only of files the archive
 holds whole (or that retention pruned from it: no kept backup needs them), so the archive never gets a gap from it.
 """
@@ -126,43 +127,72 @@ def gap_path(settings):
     return os.path.join(settings["state_dir"], "archive-gap.json")
 
 
+def recorded_gaps(settings):
+    """Every recorded gap of the archive, oldest first (the state file of a release that kept one gap holds it alone)."""
+    state = report.load_state(gap_path(settings))
+    gaps = state.get("gaps", [state] if state.get("lost") else [])
+    return [g for g in gaps if isinstance(g, dict) and g.get("lost")]
+
+
 def record_gap(settings, timeline, lost, resumed_at):
-    """Remember a gap of the archive until a full backup covers it; returns the record."""
+    """Remember a gap of the archive (with the ones recorded before: an older one may still be open, and a replay
+    from an older backup still crosses a covered one); returns its record. The same gap found again (the archiver
+    restarted before it archived anything new) keeps its first record."""
+    gaps = recorded_gaps(settings)
+    for gap in gaps:
+        if gap["timeline"] == timeline and gap["lost"] == lost:
+            return gap
     gap = dict(timeline=timeline, lost=lost, resumed_at=resumed_at, at=report.utc_stamp())
-    report.save_state(gap_path(settings), gap)
+    report.save_state(gap_path(settings), dict(gaps=gaps + [gap]))
     return gap
 
 
+def covers(backup, gap):
+    """Whether a backup starts after a gap: it is of the gap's timeline and its binlog position lies in the file
+    where archiving resumed or a later one, so a replay from it never reads what was lost. Told by the position,
+    not by times to the second: consistent_at is taken after the copy, so a backup consistent in the second the
+    gap was recorded may start before or after the resume."""
+    return (backup["timeline"] == gap["timeline"]
+            and binlog_number(backup["binlog"]["file"]) >= binlog_number(gap["resumed_at"]))
+
+
 def open_gap(settings, backups):
-    """The recorded gap, or None when there is none, a full backup of its timeline was taken after it,
-    or a restore started a new timeline (recovery in the current lineage no longer crosses it)."""
-    gap = report.load_state(gap_path(settings))
-    if not gap or gap["timeline"] != current_timeline(settings):
-        return None
-    covered = any(b["type"] == "full" and b["timeline"] == gap["timeline"] and b["consistent_at"] > gap["at"]
-                  for b in backups)
-    return None if covered else gap
+    """The oldest recorded gap of the current timeline that no full backup covers (covers()), or None: when there
+    is none, or a restore started a new timeline (recovery in the current lineage no longer crosses its gaps)."""
+    timeline = current_timeline(settings)
+    for gap in recorded_gaps(settings):
+        if gap["timeline"] == timeline and not any(b["type"] == "full" and covers(b, gap) for b in backups):
+            return gap
+    return None
 
 
-def gap_crossed(settings, manifest, files, moment=None):
-    """The recorded gap that a replay of `files` (replay_files() of the backup `manifest`) would cross, or None.
+def gap_crossed(settings, manifest, files, moment=None, stop_pos=None):
+    """The first recorded gap that a replay of `files` (replay_files() of the backup `manifest`) would cross, or None.
 
     The archiver resumes after the lost file and keeps its partial copy, so the file numbers run on without
     a hole: only the record tells that the events after the end of that copy are missing. A replay from a
     backup whose binlog file is the lost one or an older one crosses the gap, unless a time target (`moment`,
-    Unix seconds) stops it first, at an event at or after the moment up to the end of that copy. Whether a
-    full backup covers the gap (open_gap()) does not matter here: an older backup still replays across it.
+    Unix seconds) stops it first, at an event at or after the moment up to the end of that copy, or the replay
+    ends first: `files` end before the lost one, or a position (`stop_pos` in the last of `files`) stops it within
+    that copy. Each recorded gap of the backup's timeline counts, the first one the replay meets is returned.
+    Whether a full backup covers the gap (open_gap()) does not matter here: an older backup still replays across it.
     """
-    gap = report.load_state(gap_path(settings))
-    if not gap or gap.get("timeline") != manifest["timeline"] or not files:
+    if not files:
         return None
-    lost = binlog_number(gap["lost"])
-    if binlog_number(manifest["binlog"]["file"]) > lost:
-        return None
-    before = [path for path in files if binlog_number(os.path.basename(path)) <= lost]
-    if moment is not None and reaches_moment(before, manifest["binlog"]["pos"], moment):
-        return None
-    return gap
+    gaps = sorted((g for g in recorded_gaps(settings) if g.get("timeline") == manifest["timeline"]),
+                  key=lambda g: binlog_number(g["lost"]))
+    last = binlog_number(os.path.basename(files[-1]))
+    for gap in gaps:
+        lost = binlog_number(gap["lost"])
+        if binlog_number(manifest["binlog"]["file"]) > lost:
+            continue
+        if last < lost or (stop_pos is not None and last == lost and os.path.getsize(files[-1]) >= stop_pos):
+            return None  # the replay ends before the end of the lost file's copy
+        before = [path for path in files if binlog_number(os.path.basename(path)) <= lost]
+        if moment is not None and reaches_moment(before, manifest["binlog"]["pos"], moment):
+            return None
+        return gap
+    return None
 
 
 def complete_archive(settings, timeline, datadir, fetched_from_server=False):

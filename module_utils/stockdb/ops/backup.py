@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import time
+from datetime import timedelta
 
 from .. import report
 from . import OpsError, archive, catalogue, connection, host, integrity, mariabackup, packing
@@ -48,6 +49,20 @@ def resolve_kind(settings, kind):
         return kind
     timeline = archive.current_timeline(settings)
     return "incremental" if any(b["timeline"] == timeline for b in catalogue.list_backups(settings)) else "full"
+
+
+def full_overdue(settings, now=None):
+    """Why an incremental backup is taken as a full one, or None: the newest full backup of the current timeline is
+    older than retention_days. Retention drops a chain only when all of it is old, so incrementals on it for ever
+    (backup_scheduled_type incremental) would keep every backup and archived binlog since; a full starts a new chain
+    and the old one ages out. None too when the timeline has no full (plan() refuses the incremental)."""
+    timeline = archive.current_timeline(settings)
+    fulls = [b for b in catalogue.list_backups(settings) if b["type"] == "full" and b["timeline"] == timeline]
+    cutoff = (now or report.utc_now()) - timedelta(days=int(settings["retention_days"]))
+    if not fulls or catalogue.parse_utc(fulls[-1]["consistent_at"]) >= cutoff:
+        return None
+    return (f"the newest full backup of timeline {timeline}, {fulls[-1]['name']}, is older than retention_days="
+            f"{settings['retention_days']}: an incremental on it would keep its chain from ever aging out")
 
 
 def plan(settings, kind, now=None):

@@ -175,7 +175,10 @@ def backup_job(settings, kind="full", here=False, intraday=False):
 
     def work(state):
         nonlocal kind
-        kind = backup.resolve_kind(settings, asked)  # "auto": decided under the lock, a failure recorded
+        # decided under the lock, a failure recorded: "auto" by the timeline's backups, an incremental as a full
+        # when the chain would otherwise never age out
+        overdue = backup.full_overdue(settings) if asked == "incremental" else None
+        kind = "full" if overdue else backup.resolve_kind(settings, asked)
         why = None if here else not_source(settings)
         if why:  # retention still applies to what this host keeps: its archive, a former source's backups
             pruned = catalogue.prune(settings)
@@ -192,6 +195,8 @@ def backup_job(settings, kind="full", here=False, intraday=False):
                 f"pruned={len(pruned['backups'])}+{len(pruned['binlogs'])}")
         if interrupted:
             line += f" removed_interrupted={','.join(interrupted)}"
+        if overdue:
+            line += f" full_instead_of_incremental: {overdue}"
         return Outcome(ok=True, line=line, value=dict(manifest=manifest, pruned=pruned, skipped=None))
 
     return raise_for(run_job(settings, BACKUP, work, lambda: f"type={kind}"))
