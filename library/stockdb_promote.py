@@ -9,7 +9,10 @@ description:
   - The step of C(playbooks/switchover.yml) and C(failover.yml) that decides how long writes are blocked, done
     in one connection to the replica (no round trip between waiting and promoting).
   - Waits until the replica has applied O(wait_gtid) (C(MASTER_GTID_WAIT), at most O(timeout) seconds). When it
-    has not, the module fails and changes nothing - the replica keeps replicating.
+    has not, the module fails and changes nothing; its message and RV(state) say what the server is then (its
+    replication threads as the caller left them - C(failover.yml) has stopped the I/O thread before).
+  - When the server already is a primary (writable, replicating from no host, semi-sync as O(semi_sync) asks),
+    it changes nothing and reports RV(already_primary) (C(changed=false), no RV(promoted_at)).
   - Otherwise it stops replicating and forgets its source (C(STOP ALL SLAVES), C(RESET SLAVE ALL)), switches on
     the primary's side of semi-synchronous replication (O(semi_sync)) and takes writes (C(read_only = OFF)).
   - Returns the server's time of the promotion, so the caller can tell how long writes were blocked by the
@@ -47,9 +50,19 @@ EXAMPLES = r"""
 
 RETURN = r"""
 promoted_at:
-  description: The server's UNIX time (with microseconds) when it took writes; null in check mode.
+  description: The server's UNIX time (with microseconds) when it took writes; null in check mode and when it already was
+    the primary.
   returned: success
   type: float
+already_primary:
+  description: The server already was the primary (writable, replicating from no host); nothing was changed.
+  returned: always
+  type: bool
+state:
+  description: What the server was after the wait (before any change) - C(read_only), C(semi_sync) (the primary's side
+    on) and C(replication), one item per replication connection (C(connection), C(source), C(io_running), C(sql_running)).
+  returned: except in check mode once the wait succeeded
+  type: dict
 waited_s:
   description: Seconds it waited for O(wait_gtid).
   returned: always
