@@ -17,6 +17,8 @@ The host's health job (ops/jobs.py) adds `rto`, the estimated recovery time (ops
 import shutil
 from datetime import datetime, timezone
 
+from . import replication
+
 DEFAULTS = dict(
     connections_max_ratio=0.8,
     slow_queries_max=10,
@@ -106,9 +108,7 @@ def check_disk(cursor, settings, state, new_state, disk_usage):
 
 def check_replication(cursor, settings, state, new_state, disk_usage):
     maximum = settings["replication_lag_max_seconds"]
-    cursor.execute("SHOW ALL SLAVES STATUS")
-    columns = [d[0] for d in cursor.description or ()]
-    rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
+    rows = replication.channels(cursor)
     if not rows:
         return _check(0, maximum, "no replication configured")
     lags, problems = [], []

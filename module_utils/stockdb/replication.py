@@ -12,18 +12,22 @@ def _on(value):
     return str(value).strip().upper() not in ("0", "OFF", "")
 
 
+def channels(cursor):
+    """SHOW ALL SLAVES STATUS: one dict per replication connection, by column name ([]: replicates from no host)."""
+    cursor.execute("SHOW ALL SLAVES STATUS")
+    names = [column[0] for column in cursor.description or ()]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
 def read_state(cursor):
     """What the server is: read_only, semi-sync's primary side, and each replication connection
     (connection name, source, I/O and SQL thread states), as SHOW ALL SLAVES STATUS shows them."""
     cursor.execute("SELECT @@global.read_only, @@global.rpl_semi_sync_master_enabled")
     read_only, semi_sync = cursor.fetchone()
-    cursor.execute("SHOW ALL SLAVES STATUS")
-    names = [column[0] for column in cursor.description or ()]
-    channels = [dict(zip(names, row)) for row in cursor.fetchall()]
     return dict(read_only=_on(read_only), semi_sync=_on(semi_sync),
                 replication=[dict(connection=c.get("Connection_name", ""), source=c.get("Master_Host", ""),
                                   io_running=c.get("Slave_IO_Running", ""), sql_running=c.get("Slave_SQL_Running", ""))
-                             for c in channels])
+                             for c in channels(cursor)])
 
 
 def describe(state):

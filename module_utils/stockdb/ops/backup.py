@@ -11,7 +11,7 @@ import socket
 import time
 from datetime import timedelta
 
-from .. import report
+from .. import replication, report
 from . import OpsError, archive, catalogue, connection, host, integrity, mariabackup, packing
 
 
@@ -31,9 +31,7 @@ def source_check(settings):
     with connection.cursor(settings["defaults_file"], "asking whether this host is the primary") as cur:
         cur.execute("SELECT @@global.read_only")
         read_only = int(cur.fetchone()[0])
-        cur.execute("SHOW ALL SLAVES STATUS")
-        columns = [c[0] for c in cur.description]
-        masters = [dict(zip(columns, row)).get("Master_Host") for row in cur.fetchall()]
+        masters = [c.get("Master_Host") for c in replication.channels(cur)]
     if masters:
         return False, f"this host replicates from {', '.join(map(str, masters))} (a replica; the backup source is the primary)"
     if read_only:
