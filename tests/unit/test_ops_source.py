@@ -99,6 +99,31 @@ def test_a_skip_after_a_failure_resolves_the_alert_with_the_reason(settings, ser
     assert " RESOLVED critical StockdbBackupFailed " in lines[1] and "skipped: SKIPPED type=full" in lines[1]
 
 
+def test_a_success_ends_every_alert_fired_since_the_last(settings, server, monkeypatch):
+    """A failed full and a failed incremental, then a successful incremental: each FIRING line's labels resolved."""
+    def failing(*args, **kwargs):
+        raise OpsError("mariabackup exited 1")
+
+    monkeypatch.setattr(backup, "full_overdue", lambda s: None)
+    monkeypatch.setattr(backup, "take", failing)
+    for kind in ("full", "full", "incremental"):
+        with pytest.raises(OpsError):
+            jobs.backup_job(primary_settings(settings), kind)
+    monkeypatch.setattr(backup, "take", lambda s, kind, intraday=False: dict(
+        name="20261205T010000Z-incremental", type=kind, size_bytes=1, duration_s=1.0,
+        binlog=dict(file="b.000001", pos=4, gtid="")))
+    for _ in range(2):
+        jobs.backup_job(primary_settings(settings), "incremental", intraday=True)
+    lines = read(settings["alert_log"]).splitlines()
+    labels = [line.split(" :: ")[0].split(" StockdbBackupFailed ")[1] for line in lines]
+    assert [line.split()[1] for line in lines] == ["FIRING"] * 3 + ["RESOLVED"] * 2, lines  # the 2nd success: none
+    assert [label.split()[-1] for label in labels] == ["type=full", "type=full", "type=incremental",
+                                                       "type=full", "type=incremental"]
+    assert all("backup type=incremental succeeded" in line for line in lines[3:])
+    state = json.loads(read(os.path.join(settings["state_dir"], "backup.json")))
+    assert "fired_labels" not in state
+
+
 def test_here_takes_the_backup_on_a_replica(settings, server, monkeypatch):
     server["server"] = Server(1, ["db1"])
     monkeypatch.setattr(backup, "take", lambda s, kind, intraday=False: dict(

@@ -60,6 +60,9 @@ def run_job(settings, job, work, subject=""):
 def record(settings, job, state, outcome, subject=""):
     """State, metrics, log line and alert-log lines of one outcome."""
     failed_before = state.get("last_status", 1) == 0
+    # A success ends every alert fired since the last one, by the labels each FIRING line carried: the success
+    # may be of another subject (an intraday incremental after a failed full; a type decided after "auto").
+    fired = state.pop("fired_labels", None) or []
     now = time.time()
     state.update(last_run=now, last_status=int(outcome.ok))
     if outcome.skipped:  # a failure before it is moot here; the last success stays what it was
@@ -67,7 +70,9 @@ def record(settings, job, state, outcome, subject=""):
     elif outcome.ok:
         state.update(last_success=now, last_error=None)
     else:
-        state.update(failures_total=state.get("failures_total", 0) + 1, last_error=outcome.problem)
+        fired_now = _subject_labels(subject)
+        state.update(failures_total=state.get("failures_total", 0) + 1, last_error=outcome.problem,
+                     fired_labels=fired + [fired_now] if fired_now not in fired else fired)
     report.save_state(state_path(settings, job), state)
     prefix = job.metrics_file
     try:
@@ -90,8 +95,9 @@ def record(settings, job, state, outcome, subject=""):
         report.append_alert(settings["alert_log"], "FIRING", "critical", job.alert, dict(labels, **_subject_labels(subject)),
                             f"{what} failed: {outcome.problem[:400]}")
     elif job.alert and failed_before:
-        report.append_alert(settings["alert_log"], "RESOLVED", "critical", job.alert, dict(labels, **_subject_labels(subject)),
-                            f"{what} skipped: {outcome.line}" if outcome.skipped else f"{what} succeeded")
+        for ended in fired or [_subject_labels(subject)]:  # (a state written before fired_labels: this run's)
+            report.append_alert(settings["alert_log"], "RESOLVED", "critical", job.alert, dict(labels, **ended),
+                                f"{what} skipped: {outcome.line}" if outcome.skipped else f"{what} succeeded")
     for status, severity, name, extra, summary in outcome.alerts:
         report.append_alert(settings["alert_log"], status, severity, name, dict(labels, **extra), summary)
 
