@@ -17,6 +17,9 @@ PROMTOOL  := $(TOOLS)/promtool
 # `production` is the production path over ssh (tests/production/run.sh), run beside the scenarios that
 # assert what happened rather than how fast.
 SCENARIOS ?= default ops+cluster+production
+# What `make test` runs after lint, the argument specs and the promtool tests: the same steps, and `unit`
+# (`make unit`) beside ops, cluster and production - never beside `default`, whose drills measure trading rates.
+TEST_STEPS ?= default ops+cluster+production+unit
 
 .PHONY: help venv lab lab-converge lab-check lab-verify lab-down lab-status lab-cluster lab-cluster-verify lab-cluster-down erd test lint unit argspecs test-rules test-production molecule clean
 
@@ -70,7 +73,9 @@ lab-cluster-down: ## remove the cluster's hosts and network (its inventory and v
 erd: venv ## regenerate docs/erd.md from the lab host's live schema
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/erd.yml
 
-test: lint unit argspecs test-rules molecule ## everything CI runs
+test: lint argspecs test-rules venv $(PROMTOOL) ## everything CI runs: lint, argument specs, promtool tests, then TEST_STEPS (Molecule, production path, unit tests)
+	$(LAB) image
+	tests/tools/molecule_scenarios.sh $(TEST_STEPS)
 
 lint: venv ## yamllint, ansible-lint (production profile), ruff
 	$(BIN)/yamllint -s .

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Run Molecule scenarios for `make molecule`: each argument is a step, run after the one before;
+# Run Molecule scenarios for `make molecule` and `make test`: each argument is a step, run after the one before;
 # scenarios joined by '+' in one step run at the same time.
-#   tests/tools/molecule_scenarios.sh default ops+cluster+production
+#   tests/tools/molecule_scenarios.sh default ops+cluster+production+unit
 # runs `default` alone (its drills measure trading rates: nothing else may load the machine meanwhile),
 # then `ops`, `cluster` and `production` together (they assert what happened - backups restored, nothing
 # lost, checksums equal, the vaulted inventory converged - not how fast: sharing the machine makes them
 # slower, not wrong). Together they take the time of the longest instead of the sum.
 # `production` is not a Molecule scenario: it is the production path over ssh, tests/production/run.sh
-# (`make test-production` runs it alone).
+# (`make test-production` runs it alone). Nor is `unit`: the unit tests, `make unit` (`make test` runs them
+# beside ops, cluster and production, which leave the machine room to spare).
 # A scenario run alone writes to the terminal; scenarios run together each write to
 # out/molecule-<scenario>.log, which is printed when the step ends. Exits with the first failed
 # step's status, after that step's every scenario ended.
@@ -20,6 +21,7 @@ mkdir -p out
 scenario() {  # NAME: one `molecule test` (or the production path), timed
   local name=$1 t0 rc what="molecule test -s $1"
   [ "$name" != production ] || what="production path (tests/production/run.sh)"
+  [ "$name" != unit ] || what="unit tests (make unit)"
   t0=$(date +%s)
   echo "== $what"
   if [ "$name" = default ]; then
@@ -28,6 +30,8 @@ scenario() {  # NAME: one `molecule test` (or the production path), timed
   fi
   if [ "$name" = production ]; then
     tests/production/run.sh
+  elif [ "$name" = unit ]; then
+    make --no-print-directory unit
   else
     molecule test -s "$name"
   fi
