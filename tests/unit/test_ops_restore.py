@@ -13,6 +13,7 @@ import pytest
 from stockdb import report
 from stockdb.ops import OpsError, archive, catalogue, host, integrity, jobs, mariabackup, restore, verification
 from test_ops import archive_files, make_backup
+from test_ops_replay import binlog, transaction
 
 
 def timed_binlog(path, *times):
@@ -53,6 +54,23 @@ def test_a_replay_across_a_recorded_gap_of_the_archive_is_refused(settings):
     assert restore.plan(settings, new["name"], "end")["binlog_files"] == names_of(4)
     with pytest.raises(OpsError, match="has a gap"):
         restore.plan(settings, old["name"], "end")
+
+
+def test_a_gtid_the_archive_holds_before_the_gap_is_replayed_to(settings, tmp_path):
+    """binlog.000003, the lost file, holds 0-1-11 and 0-1-12 before its copy ends: a GTID target up to there stops
+    before the gap; one after it, or in a domain the copy does not reach, is refused."""
+    directory = archive.timeline_dir(settings, 1)
+    os.makedirs(directory)
+    for number, seqs in ((2, (10,)), (3, (11, 12)), (4, (20,))):
+        binlog(tmp_path / f"b{number}", *(e for seq in seqs for e in transaction(seq, 1000 + seq)))
+        shutil.copy(tmp_path / f"b{number}", os.path.join(directory, f"binlog.{number:06d}"))
+    archive.record_gap(settings, 1, "binlog.000003", "binlog.000004")
+    old = make_backup(settings, "19700101T000000Z-full", "1970-01-01T00:00:01Z", binlog="binlog.000002")
+    for target in ("0-1-10", "0-1-12"):
+        assert restore.plan(settings, old["name"], target)["binlog_files"] == names_of(2, 3, 4)
+    for target in ("0-1-13", "0-1-20", "0-1-12,1-1-1"):
+        with pytest.raises(OpsError, match="has a gap: binlog.000003"):
+            restore.plan(settings, old["name"], target)
 
 
 def names_of(*numbers):

@@ -37,7 +37,7 @@ def _refuse_gap(settings, manifest, files, target):
     """OpsError when replaying `files` towards `target` would cross a recorded gap of the archive."""
     gap = archive.gap_crossed(settings, manifest, files,
                               moment=target["moment"].timestamp() if target and target["kind"] == "time" else None)
-    if not gap:
+    if not gap or (target["kind"] == "gtid" and _gtid_before(manifest, files, gap, target)):
         return
     copy = os.path.join(archive.timeline_dir(settings, gap["timeline"]), gap["lost"])
     held = f"{os.path.getsize(copy)} bytes" if os.path.isfile(copy) else "none"
@@ -45,8 +45,18 @@ def _refuse_gap(settings, manifest, files, target):
                    f"before it was archived (the archive holds {held} of it) and archiving resumed at "
                    f"{gap['resumed_at']} (recorded {gap['at']}); replaying from backup {manifest['name']} "
                    f"({manifest['binlog']['file']}:{manifest['binlog']['pos']}) to restore_to={target['text']} would "
-                   "cross it and silently leave out what was lost. Restore to a time before the gap, restore the backup "
+                   "cross it and silently leave out what was lost. Restore to a time or GTID before the gap, restore the backup "
                    "itself (no restore_to), or restore from a backup taken after the gap")
+
+
+def _gtid_before(manifest, files, gap, target):
+    """Whether the binlogs up to the end of the gap's lost file's copy hold every domain of a GTID target: the
+    replay stops there, before the gap (archive.gap_crossed() tells times and positions, not GTIDs)."""
+    lost = archive.binlog_number(gap["lost"])
+    before = [path for path in files if archive.binlog_number(os.path.basename(path)) <= lost]
+    reached = {domain: catalogue.gtid_seqs(last)[domain]
+               for domain, last in replay.stop_point(before, manifest["binlog"]["pos"])["gtids"].items()}
+    return all(reached.get(domain, -1) >= seq for domain, seq in target["seqs"].items())
 
 
 def restore(settings, name=None, restore_to=None, confirm=False, ack_log=None, ack_until=None, dry_run=False,
