@@ -73,9 +73,8 @@ lab-cluster-down: ## remove the cluster's hosts and network (its inventory and v
 erd: venv ## regenerate docs/erd.md from the lab host's live schema
 	$(BIN)/ansible-playbook -i inventory/lab playbooks/erd.yml
 
-test: lint argspecs test-rules venv $(PROMTOOL) ## everything CI runs: lint, argument specs, promtool tests, then TEST_STEPS (Molecule, production path, unit tests)
-	$(LAB) image
-	tests/tools/molecule_scenarios.sh $(TEST_STEPS)
+test: lint argspecs test-rules ## everything CI runs: lint, argument specs, promtool tests, then TEST_STEPS (Molecule, production path, unit tests)
+	$(MAKE) molecule SCENARIOS='$(TEST_STEPS)'
 
 lint: venv ## yamllint, ansible-lint (production profile), ruff
 	$(BIN)/yamllint -s .

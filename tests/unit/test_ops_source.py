@@ -100,7 +100,8 @@ def test_a_skip_after_a_failure_resolves_the_alert_with_the_reason(settings, ser
 
 
 def test_a_success_ends_every_alert_fired_since_the_last(settings, server, monkeypatch):
-    """A failed full and a failed incremental, then a successful incremental: each FIRING line's labels resolved."""
+    """Two failed fulls and a failed incremental, then two successful incrementals: the first resolves each
+    label fired (once, though `type=full` fired twice); the second has nothing left to resolve."""
     def failing(*args, **kwargs):
         raise OpsError("mariabackup exited 1")
 
